@@ -1,0 +1,11 @@
+//! The pure domain of redis-oauth: no Redis, no I/O, no clock.
+//! Every rule a command enforces lives here and is unit-tested without a server.
+//! (CI checks that this directory never imports `redis_module`.)
+
+pub mod error;
+pub mod pkce;
+pub mod rate;
+pub mod record;
+pub mod validate;
+
+pub use error::{ErrorCode, OAuthError, OResult};

@@ -1,0 +1,479 @@
+//! Record rules: kinds, reserved fields, and the life of an authorization code
+//! (live, failed attempts, burned, consumed into a tombstone, reused).
+//!
+//! Records are plain Redis hashes. The module keeps its own bookkeeping in
+//! fields whose names begin with `_`; callers may not set those.
+
+use super::error::{OAuthError, OResult};
+use super::pkce::{self, Binding, Method, PkceFailure};
+use super::validate::{Limits, Pair};
+
+pub const F_KIND: &[u8] = b"_kind";
+pub const F_CREATED: &[u8] = b"_created";
+pub const F_ATTEMPTS: &[u8] = b"_attempts";
+pub const F_CONSUMED: &[u8] = b"_consumed";
+pub const F_TOKEN: &[u8] = b"_token";
+
+pub const F_CLIENT_ID: &[u8] = b"client_id";
+pub const F_REDIRECT_URI: &[u8] = b"redirect_uri";
+pub const F_CHALLENGE: &[u8] = b"code_challenge";
+pub const F_METHOD: &[u8] = b"code_challenge_method";
+
+/// Field names the module sets itself or computes in replies.
+pub fn is_reserved_field(name: &[u8]) -> bool {
+    name.first() == Some(&b'_') || matches!(name, b"active" | b"exp" | b"iat")
+}
+
+/// What a record is. Stored in `_kind`; a command refuses keys of another kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Code,
+    Token,
+    State,
+}
+
+impl Kind {
+    pub fn as_bytes(self) -> &'static [u8] {
+        match self {
+            Kind::Code => b"code",
+            Kind::Token => b"token",
+            Kind::State => b"state",
+        }
+    }
+    pub fn parse(raw: &[u8]) -> Option<Kind> {
+        match raw {
+            b"code" => Some(Kind::Code),
+            b"token" => Some(Kind::Token),
+            b"state" => Some(Kind::State),
+            _ => None,
+        }
+    }
+    /// Human name used in WRONGTYPE errors.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Code => "an authorization code",
+            Kind::Token => "a token record",
+            Kind::State => "a state record",
+        }
+    }
+}
+
+/// The error for a hash that is not a record of the expected kind.
+pub fn wrong_kind(expected: Kind) -> OAuthError {
+    OAuthError::wrong_type(format!(
+        "key does not hold {}; it holds another kind of record or a plain hash",
+        expected.noun()
+    ))
+}
+
+/// A record as loaded from its hash, in stored order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record {
+    pub fields: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Record {
+    pub fn new(fields: Vec<(Vec<u8>, Vec<u8>)>) -> Self {
+        Record { fields }
+    }
+    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        self.fields
+            .iter()
+            .find(|(f, _)| f.as_slice() == name)
+            .map(|(_, v)| v.as_slice())
+    }
+    pub fn kind(&self) -> Option<Kind> {
+        self.get(F_KIND).and_then(Kind::parse)
+    }
+    /// Checks the kind, answering WRONGTYPE otherwise.
+    pub fn expect_kind(&self, kind: Kind) -> OResult<()> {
+        if self.kind() == Some(kind) {
+            Ok(())
+        } else {
+            Err(wrong_kind(kind))
+        }
+    }
+    /// An internal integer field (absent or unparsable counts as `default`).
+    pub fn int_field(&self, name: &[u8], default: i64) -> i64 {
+        self.get(name)
+            .and_then(super::validate::parse_i64)
+            .unwrap_or(default)
+    }
+    /// The caller's own fields: everything that is not module bookkeeping.
+    pub fn user_fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.fields
+            .iter()
+            .filter(|(f, _)| !is_reserved_field(f))
+            .map(|(f, v)| (f.as_slice(), v.as_slice()))
+    }
+}
+
+/// The bookkeeping fields every new record starts with.
+pub fn header(kind: Kind, now_ms: i64) -> Vec<(Vec<u8>, Vec<u8>)> {
+    vec![
+        (F_KIND.to_vec(), kind.as_bytes().to_vec()),
+        (F_CREATED.to_vec(), now_ms.to_string().into_bytes()),
+    ]
+}
+
+/// A new record: header plus the caller's fields.
+pub fn new_record(kind: Kind, now_ms: i64, fields: &[Pair<'_>]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = header(kind, now_ms);
+    out.extend(fields.iter().map(|(f, v)| (f.to_vec(), v.to_vec())));
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Authorization codes
+// ---------------------------------------------------------------------------
+
+/// Checks an `OAUTH.SAVECODE` field list against RFC 7636 and the settings.
+pub fn validate_code_fields(fields: &[Pair<'_>], limits: &Limits) -> OResult<()> {
+    let get = |name: &[u8]| fields.iter().find(|(f, _)| *f == name).map(|(_, v)| *v);
+    match get(F_CLIENT_ID) {
+        Some(c) if !c.is_empty() => {}
+        _ => return Err(OAuthError::invalid_request("client_id is required")),
+    }
+    let method_raw = get(F_METHOD);
+    match get(F_CHALLENGE) {
+        None => {
+            if limits.require_pkce {
+                return Err(OAuthError::invalid_request(
+                    "code_challenge is required (require-pkce is on)",
+                ));
+            }
+            if method_raw.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "code_challenge_method given without code_challenge",
+                ));
+            }
+        }
+        Some(challenge) => {
+            let method = Method::parse(method_raw).ok_or_else(|| {
+                OAuthError::invalid_request("code_challenge_method must be S256 or plain")
+            })?;
+            if method == Method::Plain && !limits.allow_plain_pkce {
+                return Err(OAuthError::invalid_request(
+                    "code_challenge_method plain is not allowed (allow-plain-pkce is off); use S256",
+                ));
+            }
+            if !pkce::is_valid_syntax(challenge) {
+                return Err(OAuthError::invalid_request(
+                    "code_challenge must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where a code stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeState<'r> {
+    Live,
+    /// A tombstone: consumed at some time, possibly with the token it issued.
+    Consumed {
+        token_key: Option<&'r [u8]>,
+    },
+}
+
+pub fn code_state(rec: &Record) -> CodeState<'_> {
+    if rec.get(F_CONSUMED).is_some() {
+        CodeState::Consumed {
+            token_key: rec.get(F_TOKEN),
+        }
+    } else {
+        CodeState::Live
+    }
+}
+
+/// A token request's claims about the code.
+#[derive(Debug, Clone, Copy)]
+pub struct ExchangeRequest<'a> {
+    pub client_id: &'a [u8],
+    pub redirect_uri: &'a [u8],
+    /// Empty means no verifier was sent.
+    pub verifier: &'a [u8],
+}
+
+/// Why an exchange was refused. Each maps to an INFO counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantFailure {
+    NotFound,
+    Reused,
+    Client,
+    Redirect,
+    Pkce(PkceFailure),
+}
+
+impl GrantFailure {
+    pub fn sentence(self) -> &'static str {
+        match self {
+            GrantFailure::NotFound => "authorization code not found or expired",
+            GrantFailure::Reused => "authorization code already used",
+            GrantFailure::Client => "client_id does not match the authorization code",
+            GrantFailure::Redirect => "redirect_uri does not match the authorization request",
+            GrantFailure::Pkce(p) => p.sentence(),
+        }
+    }
+    /// Whether this failure counts against the code's attempt budget.
+    pub fn counts_attempt(self) -> bool {
+        !matches!(self, GrantFailure::NotFound | GrantFailure::Reused)
+    }
+}
+
+/// Runs the checks of RFC 6749 §4.1.3 and RFC 7636 §4.6 against a live code,
+/// in a fixed order: client, redirect URI, PKCE.
+pub fn check_exchange(rec: &Record, req: &ExchangeRequest<'_>) -> Result<(), GrantFailure> {
+    let client_ok = rec
+        .get(F_CLIENT_ID)
+        .is_some_and(|c| pkce::ct_eq(c, req.client_id));
+    if !client_ok {
+        return Err(GrantFailure::Client);
+    }
+    let redirect_ok = match rec.get(F_REDIRECT_URI) {
+        Some(stored) => stored == req.redirect_uri,
+        None => req.redirect_uri.is_empty(),
+    };
+    if !redirect_ok {
+        return Err(GrantFailure::Redirect);
+    }
+    let binding = match rec.get(F_CHALLENGE) {
+        None => None,
+        Some(challenge) => {
+            // A stored method the module could not have written counts as a mismatch.
+            let method = Method::parse(rec.get(F_METHOD))
+                .ok_or(GrantFailure::Pkce(PkceFailure::Mismatch))?;
+            Some(Binding { challenge, method })
+        }
+    };
+    pkce::verify(binding, req.verifier).map_err(GrantFailure::Pkce)
+}
+
+/// What a counted failure does to the code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Store the new failure count.
+    Count(i64),
+    /// The budget is spent: delete the code.
+    Burn,
+}
+
+pub fn after_failure(previous_failures: i64, max_attempts: i64) -> AttemptOutcome {
+    let n = previous_failures.max(0).saturating_add(1);
+    if n >= max_attempts {
+        AttemptOutcome::Burn
+    } else {
+        AttemptOutcome::Count(n)
+    }
+}
+
+/// The tombstone that replaces a consumed code: kind, creation and consumption
+/// times, and the token it issued. The client data and the challenge are gone.
+pub fn tombstone(rec: &Record, now_ms: i64, token_key: Option<&[u8]>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = vec![(F_KIND.to_vec(), Kind::Code.as_bytes().to_vec())];
+    if let Some(created) = rec.get(F_CREATED) {
+        out.push((F_CREATED.to_vec(), created.to_vec()));
+    }
+    out.push((F_CONSUMED.to_vec(), now_ms.to_string().into_bytes()));
+    if let Some(t) = token_key {
+        out.push((F_TOKEN.to_vec(), t.to_vec()));
+    }
+    out
+}
+
+/// The fields an exchange answers: the code's own, without PKCE material.
+pub fn exchange_reply_fields(rec: &Record) -> Vec<(&[u8], &[u8])> {
+    rec.user_fields()
+        .filter(|(f, _)| *f != F_CHALLENGE && *f != F_METHOD)
+        .collect()
+}
+
+/// The caller fields of a token issued from a code: the code's fields (without
+/// PKCE material) overridden by the ones given with ISSUE.
+pub fn token_fields_from_code<'a>(rec: &'a Record, extra: &[Pair<'a>]) -> Vec<Pair<'a>> {
+    let mut out: Vec<Pair<'a>> = exchange_reply_fields(rec)
+        .into_iter()
+        .filter(|(f, _)| !extra.iter().any(|(e, _)| e == f))
+        .collect();
+    out.extend_from_slice(extra);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V: &[u8] = b"dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const C: &[u8] = b"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    fn rec(pairs: &[(&str, &[u8])]) -> Record {
+        Record::new(
+            pairs
+                .iter()
+                .map(|(f, v)| (f.as_bytes().to_vec(), v.to_vec()))
+                .collect(),
+        )
+    }
+
+    fn code() -> Record {
+        rec(&[
+            ("_kind", b"code"),
+            ("_created", b"1000"),
+            ("client_id", b"app1"),
+            ("redirect_uri", b"https://app/cb"),
+            ("code_challenge", C),
+            ("code_challenge_method", b"S256"),
+            ("scope", b"read"),
+        ])
+    }
+
+    fn req<'a>(client: &'a [u8], redirect: &'a [u8], verifier: &'a [u8]) -> ExchangeRequest<'a> {
+        ExchangeRequest {
+            client_id: client,
+            redirect_uri: redirect,
+            verifier,
+        }
+    }
+
+    #[test]
+    fn exchange_checks_in_order() {
+        let r = code();
+        assert_eq!(
+            check_exchange(&r, &req(b"app1", b"https://app/cb", V)),
+            Ok(())
+        );
+        assert_eq!(
+            check_exchange(&r, &req(b"app2", b"x", b"")),
+            Err(GrantFailure::Client)
+        );
+        assert_eq!(
+            check_exchange(&r, &req(b"app1", b"https://app/cb/", V)),
+            Err(GrantFailure::Redirect)
+        );
+        assert_eq!(
+            check_exchange(&r, &req(b"app1", b"", V)),
+            Err(GrantFailure::Redirect)
+        );
+        assert_eq!(
+            check_exchange(&r, &req(b"app1", b"https://app/cb", b"")),
+            Err(GrantFailure::Pkce(PkceFailure::VerifierMissing))
+        );
+    }
+
+    #[test]
+    fn no_redirect_stored_needs_empty() {
+        let r = rec(&[("_kind", b"code"), ("client_id", b"a")]);
+        assert_eq!(check_exchange(&r, &req(b"a", b"", b"")), Ok(()));
+        assert_eq!(
+            check_exchange(&r, &req(b"a", b"https://x", b"")),
+            Err(GrantFailure::Redirect)
+        );
+        assert_eq!(
+            check_exchange(&r, &req(b"a", b"", V)),
+            Err(GrantFailure::Pkce(PkceFailure::VerifierUnexpected))
+        );
+    }
+
+    #[test]
+    fn attempts_burn_at_max() {
+        assert_eq!(after_failure(0, 3), AttemptOutcome::Count(1));
+        assert_eq!(after_failure(1, 3), AttemptOutcome::Count(2));
+        assert_eq!(after_failure(2, 3), AttemptOutcome::Burn);
+        assert_eq!(after_failure(0, 1), AttemptOutcome::Burn);
+        assert_eq!(after_failure(i64::MAX, 3), AttemptOutcome::Burn);
+    }
+
+    #[test]
+    fn tombstone_drops_data() {
+        let t = tombstone(&code(), 5000, Some(b"tok:1"));
+        let t = Record::new(t);
+        assert_eq!(
+            code_state(&t),
+            CodeState::Consumed {
+                token_key: Some(b"tok:1")
+            }
+        );
+        assert_eq!(t.get(F_CHALLENGE), None);
+        assert_eq!(t.get(b"client_id"), None);
+        assert_eq!(t.get(F_CREATED), Some(&b"1000"[..]));
+        assert_eq!(code_state(&code()), CodeState::Live);
+    }
+
+    #[test]
+    fn reply_and_token_fields() {
+        let r = code();
+        let reply = exchange_reply_fields(&r);
+        assert_eq!(
+            reply,
+            vec![
+                (&b"client_id"[..], &b"app1"[..]),
+                (b"redirect_uri", b"https://app/cb"),
+                (b"scope", b"read")
+            ]
+        );
+        let t = token_fields_from_code(&r, &[(b"scope", b"narrow"), (b"jti", b"1")]);
+        assert_eq!(
+            t,
+            vec![
+                (&b"client_id"[..], &b"app1"[..]),
+                (b"redirect_uri", b"https://app/cb"),
+                (b"scope", b"narrow"),
+                (b"jti", b"1")
+            ]
+        );
+    }
+
+    #[test]
+    fn savecode_validation() {
+        let l = Limits::default();
+        let ok: Vec<Pair> = vec![
+            (b"client_id", b"a"),
+            (b"code_challenge", C),
+            (b"code_challenge_method", b"S256"),
+        ];
+        assert!(validate_code_fields(&ok, &l).is_ok());
+        let no_client: Vec<Pair> =
+            vec![(b"code_challenge", C), (b"code_challenge_method", b"S256")];
+        assert!(validate_code_fields(&no_client, &l).is_err());
+        let plain: Vec<Pair> = vec![(b"client_id", b"a"), (b"code_challenge", C)];
+        assert!(validate_code_fields(&plain, &l).is_err());
+        let l2 = Limits {
+            allow_plain_pkce: true,
+            ..l
+        };
+        assert!(validate_code_fields(&plain, &l2).is_ok());
+        let none: Vec<Pair> = vec![(b"client_id", b"a")];
+        assert!(validate_code_fields(&none, &l).is_err());
+        let l3 = Limits {
+            require_pkce: false,
+            ..l
+        };
+        assert!(validate_code_fields(&none, &l3).is_ok());
+        let method_only: Vec<Pair> =
+            vec![(b"client_id", b"a"), (b"code_challenge_method", b"S256")];
+        assert!(validate_code_fields(&method_only, &l3).is_err());
+        let bad: Vec<Pair> = vec![
+            (b"client_id", b"a"),
+            (b"code_challenge", b"short"),
+            (b"code_challenge_method", b"S256"),
+        ];
+        assert!(validate_code_fields(&bad, &l).is_err());
+        let bad_m: Vec<Pair> = vec![
+            (b"client_id", b"a"),
+            (b"code_challenge", C),
+            (b"code_challenge_method", b"S512"),
+        ];
+        assert!(validate_code_fields(&bad_m, &l).is_err());
+    }
+
+    #[test]
+    fn reserved_names() {
+        for r in ["_kind", "_x", "_", "active", "exp", "iat"] {
+            assert!(is_reserved_field(r.as_bytes()), "{r}");
+        }
+        for r in ["kind", "scope", "expires", "Active"] {
+            assert!(!is_reserved_field(r.as_bytes()), "{r}");
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Argument validation on raw bytes: integers, TTLs, and `FIELDS numfields f v ...`.
+//!
+//! Everything here runs before a command opens a key for writing, so a rejected
+//! request changes nothing.
+
+use super::error::{OAuthError, OResult};
+use super::record::is_reserved_field;
+
+/// Bounds that come from the module configuration, snapshotted once per command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub code_max_ttl: i64,
+    pub token_max_ttl: i64,
+    pub state_max_ttl: i64,
+    pub code_max_attempts: i64,
+    pub require_pkce: bool,
+    pub allow_plain_pkce: bool,
+    pub record_max_fields: i64,
+    pub record_max_bytes: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            code_max_ttl: 600,
+            token_max_ttl: 2_592_000,
+            state_max_ttl: 600,
+            code_max_attempts: 3,
+            require_pkce: true,
+            allow_plain_pkce: false,
+            record_max_fields: 64,
+            record_max_bytes: 16_384,
+        }
+    }
+}
+
+/// A strict signed 64-bit decimal: optional `-`, digits only, no spaces, no `+`.
+pub fn parse_i64(raw: &[u8]) -> Option<i64> {
+    let (neg, digits) = match raw.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, raw),
+    };
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        let digit = i64::from(d - b'0');
+        v = v.checked_mul(10)?;
+        v = if neg {
+            v.checked_sub(digit)?
+        } else {
+            v.checked_add(digit)?
+        };
+    }
+    Some(v)
+}
+
+/// An integer argument within `min..=max`; `what` names it in the error.
+pub fn parse_bounded(raw: &[u8], what: &str, min: i64, max: i64) -> OResult<i64> {
+    match parse_i64(raw) {
+        Some(v) if (min..=max).contains(&v) => Ok(v),
+        Some(_) => Err(OAuthError::invalid_request(format!(
+            "{what} must be an integer from {min} to {max}"
+        ))),
+        None => Err(OAuthError::invalid_request(format!(
+            "{what} is not an integer"
+        ))),
+    }
+}
+
+/// A TTL in whole seconds, at least 1 and at most `max`.
+pub fn parse_ttl(raw: &[u8], max: i64) -> OResult<i64> {
+    parse_bounded(raw, "ttl", 1, max)
+}
+
+/// Case-insensitive keyword match, as Redis does for options.
+pub fn is_keyword(arg: &[u8], keyword: &str) -> bool {
+    arg.eq_ignore_ascii_case(keyword.as_bytes())
+}
+
+/// One caller-supplied field.
+pub type Pair<'a> = (&'a [u8], &'a [u8]);
+
+/// Parses `FIELDS numfields field value [field value ...]`, which must be the
+/// rest of the arguments. Rejects a count that does not match, empty, duplicate
+/// and reserved names, and input beyond the record caps.
+pub fn parse_fields<'a>(args: &[&'a [u8]], limits: &Limits) -> OResult<Vec<Pair<'a>>> {
+    let (kw, rest) = match args.split_first() {
+        Some(x) => x,
+        None => {
+            return Err(OAuthError::invalid_request(
+                "FIELDS numfields field value ... is required",
+            ))
+        }
+    };
+    if !is_keyword(kw, "FIELDS") {
+        return Err(OAuthError::invalid_request(
+            "expected FIELDS numfields field value ...",
+        ));
+    }
+    let (count, pairs) = match rest.split_first() {
+        Some(x) => x,
+        None => return Err(OAuthError::invalid_request("FIELDS needs numfields")),
+    };
+    let n = parse_i64(count)
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| OAuthError::invalid_request("numfields must be a non-negative integer"))?;
+    let given = pairs.len() / 2;
+    if pairs.len() % 2 != 0 || i64::try_from(given).ok() != Some(n) {
+        return Err(OAuthError::invalid_request(format!(
+            "numfields is {n} but {} arguments follow; FIELDS must be last and hold exactly numfields field value pairs",
+            pairs.len()
+        )));
+    }
+    check_record_size(n, pairs.iter().map(|p| p.len()), limits)?;
+    let mut out: Vec<Pair<'a>> = Vec::with_capacity(given);
+    for chunk in pairs.chunks_exact(2) {
+        let (f, v) = match chunk {
+            [f, v] => (*f, *v),
+            _ => continue,
+        };
+        if f.is_empty() {
+            return Err(OAuthError::invalid_request("field names must not be empty"));
+        }
+        if is_reserved_field(f) {
+            return Err(OAuthError::invalid_request(
+                "field names beginning with '_' and the names active, exp and iat are reserved for the module",
+            ));
+        }
+        if out.iter().any(|(seen, _)| *seen == f) {
+            return Err(OAuthError::invalid_request("a field name is given twice"));
+        }
+        out.push((f, v));
+    }
+    Ok(out)
+}
+
+/// Checks a field count and the total bytes of names and values against the caps.
+pub fn check_record_size(
+    fields: i64,
+    lengths: impl Iterator<Item = usize>,
+    limits: &Limits,
+) -> OResult<()> {
+    if fields > limits.record_max_fields {
+        return Err(OAuthError::invalid_request(format!(
+            "too many fields: at most {} per record (record-max-fields)",
+            limits.record_max_fields
+        )));
+    }
+    let total = lengths.fold(0usize, usize::saturating_add);
+    if i64::try_from(total).map_or(true, |t| t > limits.record_max_bytes) {
+        return Err(OAuthError::invalid_request(format!(
+            "record too large: at most {} bytes of field names and values (record-max-bytes)",
+            limits.record_max_bytes
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(v: &[&'static str]) -> Vec<&'static [u8]> {
+        v.iter().map(|s| s.as_bytes()).collect()
+    }
+
+    #[test]
+    fn integers_are_strict() {
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b"-12"), Some(-12));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64(b"9223372036854775808"), None);
+        assert_eq!(parse_i64(b"99999999999999999999"), None);
+        for bad in [
+            &b""[..],
+            b"-",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"1.5",
+            b"1e3",
+            b"0x10",
+            b"\xff",
+        ] {
+            assert_eq!(parse_i64(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ttl_bounds() {
+        assert_eq!(parse_ttl(b"1", 600), Ok(1));
+        assert_eq!(parse_ttl(b"600", 600), Ok(600));
+        assert!(parse_ttl(b"601", 600).is_err());
+        assert!(parse_ttl(b"0", 600).is_err());
+        assert!(parse_ttl(b"-1", 600).is_err());
+        assert!(parse_ttl(b"abc", 600).is_err());
+    }
+
+    #[test]
+    fn fields_happy_path() {
+        let l = Limits::default();
+        let f = parse_fields(&a(&["fields", "2", "a", "1", "b", ""]), &l).unwrap();
+        assert_eq!(f, vec![(&b"a"[..], &b"1"[..]), (&b"b"[..], &b""[..])]);
+        assert!(parse_fields(&a(&["FIELDS", "0"]), &l).unwrap().is_empty());
+    }
+
+    #[test]
+    fn fields_failures() {
+        let l = Limits::default();
+        for bad in [
+            vec![],
+            vec!["FIELD", "1", "a", "b"],
+            vec!["FIELDS"],
+            vec!["FIELDS", "x"],
+            vec!["FIELDS", "-1"],
+            vec!["FIELDS", "2", "a", "b"],
+            vec!["FIELDS", "1", "a", "b", "c"],
+            vec!["FIELDS", "1", "a"],
+            vec!["FIELDS", "1", "", "b"],
+            vec!["FIELDS", "1", "_kind", "b"],
+            vec!["FIELDS", "1", "exp", "1"],
+            vec!["FIELDS", "2", "a", "1", "a", "2"],
+        ] {
+            let e = parse_fields(&a(&bad), &l).unwrap_err();
+            assert_eq!(
+                e.code,
+                super::super::error::ErrorCode::InvalidRequest,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn record_caps() {
+        let l = Limits {
+            record_max_fields: 2,
+            record_max_bytes: 10,
+            ..Limits::default()
+        };
+        assert!(parse_fields(&a(&["FIELDS", "3", "a", "1", "b", "2", "c", "3"]), &l).is_err());
+        assert!(parse_fields(&a(&["FIELDS", "1", "abcde", "123456"]), &l).is_err());
+        assert!(parse_fields(&a(&["FIELDS", "1", "abcde", "12345"]), &l).is_ok());
+    }
+}

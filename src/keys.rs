@@ -1,0 +1,186 @@
+//! Reading keys through the low-level key API: type, hash contents, string
+//! value and absolute expiry. Writes go through `crate::effects` only.
+
+use std::os::raw::{c_char, c_int, c_void};
+use std::ptr;
+
+use redis_module::{raw, Context, RedisString};
+
+use crate::core::record::{Kind, Record};
+use crate::core::{OAuthError, OResult};
+
+/// What a key holds, as far as the module cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Missing,
+    Hash,
+    String,
+    Other,
+}
+
+/// An open key, closed on drop.
+pub struct Key {
+    ptr: *mut raw::RedisModuleKey,
+}
+
+impl Key {
+    pub fn open(ctx: &Context, name: &RedisString, write: bool) -> Key {
+        let mode = if write {
+            raw::REDISMODULE_READ | raw::REDISMODULE_WRITE
+        } else {
+            raw::REDISMODULE_READ
+        };
+        // SAFETY: ctx and the key name are live for the duration of the command.
+        let ptr = unsafe {
+            match raw::RedisModule_OpenKey {
+                Some(open) => open(ctx.get_raw(), name.inner, mode as c_int),
+                None => ptr::null_mut(),
+            }
+        };
+        Key { ptr: ptr.cast() }
+    }
+
+    pub fn raw(&self) -> *mut raw::RedisModuleKey {
+        self.ptr
+    }
+
+    pub fn kind(&self) -> KeyKind {
+        if self.ptr.is_null() {
+            return KeyKind::Missing;
+        }
+        // SAFETY: ptr is an open key.
+        let t = unsafe { raw::RedisModule_KeyType.map_or(0, |f| f(self.ptr)) };
+        match raw::KeyType::from(t) {
+            raw::KeyType::Empty => KeyKind::Missing,
+            raw::KeyType::Hash => KeyKind::Hash,
+            raw::KeyType::String => KeyKind::String,
+            _ => KeyKind::Other,
+        }
+    }
+
+    /// The absolute expiry in Unix ms, or None when the key has no expiry.
+    pub fn abs_expire(&self) -> Option<i64> {
+        if self.ptr.is_null() {
+            return None;
+        }
+        // SAFETY: ptr is an open key; GetAbsExpire exists (checked at load).
+        let at = unsafe { raw::RedisModule_GetAbsExpire.map_or(-1, |f| f(self.ptr)) };
+        (at >= 0).then_some(at)
+    }
+
+    /// All fields of a hash key, in the order Redis stores them.
+    pub fn read_hash(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        if self.kind() != KeyKind::Hash {
+            return out;
+        }
+        // SAFETY: scan functions exist from Redis 6.0.6; the callback only pushes
+        // copies of the borrowed strings into `out`, which outlives the scan.
+        unsafe {
+            let (Some(create), Some(scan), Some(destroy)) = (
+                raw::RedisModule_ScanCursorCreate,
+                raw::RedisModule_ScanKey,
+                raw::RedisModule_ScanCursorDestroy,
+            ) else {
+                return out;
+            };
+            let cursor = create();
+            let data = (&mut out as *mut Vec<(Vec<u8>, Vec<u8>)>).cast::<c_void>();
+            while scan(self.ptr, cursor, Some(collect_pair), data) != 0 {}
+            destroy(cursor);
+        }
+        out
+    }
+
+    /// The bytes of a string key.
+    pub fn read_string(&self) -> Option<Vec<u8>> {
+        if self.kind() != KeyKind::String {
+            return None;
+        }
+        let mut len: usize = 0;
+        // SAFETY: ptr is an open string key; DMA in read mode only reads.
+        unsafe {
+            let p = raw::RedisModule_StringDMA?(self.ptr, &mut len, raw::REDISMODULE_READ as c_int);
+            if p.is_null() {
+                return Some(Vec::new());
+            }
+            Some(std::slice::from_raw_parts(p as *const u8, len).to_vec())
+        }
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        if !self.ptr.is_null() {
+            // SAFETY: closing a key we opened.
+            unsafe {
+                if let Some(close) = raw::RedisModule_CloseKey {
+                    close(self.ptr);
+                }
+            }
+        }
+    }
+}
+
+/// The bytes of a module string.
+fn string_bytes(s: *const raw::RedisModuleString) -> Vec<u8> {
+    if s.is_null() {
+        return Vec::new();
+    }
+    let mut len: usize = 0;
+    // SAFETY: s is a live module string for the duration of this call.
+    unsafe {
+        match raw::RedisModule_StringPtrLen {
+            Some(f) => {
+                let p: *const c_char = f(s, &mut len);
+                if p.is_null() {
+                    Vec::new()
+                } else {
+                    std::slice::from_raw_parts(p as *const u8, len).to_vec()
+                }
+            }
+            None => Vec::new(),
+        }
+    }
+}
+
+extern "C" fn collect_pair(
+    _key: *mut raw::RedisModuleKey,
+    field: *mut raw::RedisModuleString,
+    value: *mut raw::RedisModuleString,
+    privdata: *mut c_void,
+) {
+    if privdata.is_null() {
+        return;
+    }
+    // SAFETY: privdata is the Vec passed by read_hash, alive during the scan.
+    let out = unsafe { &mut *privdata.cast::<Vec<(Vec<u8>, Vec<u8>)>>() };
+    out.push((string_bytes(field), string_bytes(value)));
+}
+
+/// The answer for a key of a Redis type the command cannot use.
+pub fn wrong_redis_type() -> OAuthError {
+    OAuthError::wrong_type("Operation against a key holding the wrong kind of value")
+}
+
+/// Loads a record of `kind`: None when the key is missing, WRONGTYPE when it is
+/// another Redis type or another kind of record.
+pub fn load_record(key: &Key, kind: Kind) -> OResult<Option<Record>> {
+    match key.kind() {
+        KeyKind::Missing => Ok(None),
+        KeyKind::Hash => {
+            let rec = Record::new(key.read_hash());
+            rec.expect_kind(kind)?;
+            Ok(Some(rec))
+        }
+        _ => Err(wrong_redis_type()),
+    }
+}
+
+/// Fails with EXISTS unless the key is absent.
+pub fn require_absent(key: &Key) -> OResult<()> {
+    match key.kind() {
+        KeyKind::Missing => Ok(()),
+        _ => Err(OAuthError::exists()),
+    }
+}

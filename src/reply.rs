@@ -1,0 +1,132 @@
+//! Replies. Handlers return a [`Reply`] or an [`OAuthError`]; this file is the
+//! only place that writes to the client, so protocol choices live here:
+//! maps are RESP3 maps and flat `[k, v, ...]` arrays in RESP2 (Redis does the
+//! downgrade), booleans are `#t/#f` in RESP3 and `:1/:0` in RESP2.
+
+use std::ffi::CString;
+use std::os::raw::{c_char, c_long};
+
+use redis_module::{raw, Context};
+
+use crate::core::OAuthError;
+
+pub enum Value {
+    Bytes(Vec<u8>),
+    Int(i64),
+    Bool(bool),
+}
+
+pub enum Reply {
+    Ok,
+    Null,
+    Integer(i64),
+    Integers(Vec<i64>),
+    /// Status lines, as Redis's own `... HELP` answers.
+    Lines(Vec<String>),
+    Map(Vec<(Vec<u8>, Value)>),
+}
+
+/// A map reply from byte pairs.
+pub fn bytes_map<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Reply {
+    Reply::Map(
+        pairs
+            .into_iter()
+            .map(|(f, v)| (f.to_vec(), Value::Bytes(v.to_vec())))
+            .collect(),
+    )
+}
+
+fn simple(ctx: *mut raw::RedisModuleCtx, s: &str) {
+    let c = CString::new(s.replace(['\r', '\n', '\0'], " ")).unwrap_or_default();
+    // SAFETY: ctx is the live command context; c outlives the call.
+    unsafe {
+        if let Some(f) = raw::RedisModule_ReplyWithSimpleString {
+            f(ctx, c.as_ptr());
+        }
+    }
+}
+
+fn bulk(ctx: *mut raw::RedisModuleCtx, b: &[u8]) {
+    // SAFETY: the buffer is valid for b.len() bytes; Redis copies it.
+    unsafe {
+        if let Some(f) = raw::RedisModule_ReplyWithStringBuffer {
+            f(ctx, b.as_ptr() as *const c_char, b.len());
+        }
+    }
+}
+
+fn int(ctx: *mut raw::RedisModuleCtx, v: i64) {
+    // SAFETY: plain reply call on the live context.
+    unsafe {
+        if let Some(f) = raw::RedisModule_ReplyWithLongLong {
+            f(ctx, v);
+        }
+    }
+}
+
+fn array(ctx: *mut raw::RedisModuleCtx, len: usize) {
+    // SAFETY: plain reply call on the live context.
+    unsafe {
+        if let Some(f) = raw::RedisModule_ReplyWithArray {
+            f(ctx, len as c_long);
+        }
+    }
+}
+
+/// Writes the reply or the error `"<CODE> <sentence>"`.
+pub fn emit(ctx: &Context, result: Result<Reply, OAuthError>) {
+    let c = ctx.get_raw();
+    match result {
+        Err(e) => {
+            let msg =
+                CString::new(e.to_string().replace(['\r', '\n', '\0'], " ")).unwrap_or_default();
+            // SAFETY: msg outlives the call.
+            unsafe {
+                if let Some(f) = raw::RedisModule_ReplyWithError {
+                    f(c, msg.as_ptr());
+                }
+            }
+        }
+        Ok(Reply::Ok) => simple(c, "OK"),
+        Ok(Reply::Null) => unsafe {
+            // SAFETY: plain reply call on the live context.
+            if let Some(f) = raw::RedisModule_ReplyWithNull {
+                f(c);
+            }
+        },
+        Ok(Reply::Integer(v)) => int(c, v),
+        Ok(Reply::Integers(vs)) => {
+            array(c, vs.len());
+            for v in vs {
+                int(c, v);
+            }
+        }
+        Ok(Reply::Lines(lines)) => {
+            array(c, lines.len());
+            for l in lines {
+                simple(c, &l);
+            }
+        }
+        Ok(Reply::Map(pairs)) => {
+            // SAFETY: ReplyWithMap emits a flat array of 2*len in RESP2.
+            unsafe {
+                if let Some(f) = raw::RedisModule_ReplyWithMap {
+                    f(c, pairs.len() as c_long);
+                }
+            }
+            for (k, v) in pairs {
+                bulk(c, &k);
+                match v {
+                    Value::Bytes(b) => bulk(c, &b),
+                    Value::Int(i) => int(c, i),
+                    Value::Bool(b) => unsafe {
+                        // SAFETY: ReplyWithBool is `:1/:0` in RESP2, `#t/#f` in RESP3.
+                        if let Some(f) = raw::RedisModule_ReplyWithBool {
+                            f(c, i32::from(b));
+                        }
+                    },
+                }
+            }
+        }
+    }
+}
