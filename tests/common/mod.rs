@@ -1,0 +1,369 @@
+//! Test harness: a real redis-server with the freshly built module, on a unix
+//! socket in a temporary directory (`--port 0` unless a replica needs TCP),
+//! killed on drop. A missing redis-server fails the test loudly.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub use redis::{Connection, Value};
+
+/// Path of the module `.so`, built once per test binary in release mode.
+/// `REDIS_OAUTH_MODULE` overrides it (scripts/test.sh builds first).
+pub fn module_path() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Ok(p) = std::env::var("REDIS_OAUTH_MODULE") {
+            let p = PathBuf::from(p);
+            assert!(
+                p.exists(),
+                "REDIS_OAUTH_MODULE={} does not exist",
+                p.display()
+            );
+            return p;
+        }
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--lib", "--quiet"])
+            .current_dir(&root)
+            .status()
+            .expect("could not run cargo to build the module");
+        assert!(status.success(), "building the module failed");
+        let so = root.join("target/release/libredis_oauth.so");
+        assert!(so.exists(), "module not found at {}", so.display());
+        so
+    })
+    .clone()
+}
+
+/// The redis-server binary: `REDIS_SERVER` or `redis-server` on PATH.
+pub fn server_binary() -> String {
+    let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string());
+    let ok = Command::new(&bin)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "redis-server not found (tried '{bin}'). Install it (scripts/test.sh does: apt-get install -y redis-server) or set REDIS_SERVER. Tests never skip."
+    );
+    bin
+}
+
+#[derive(Default, Clone)]
+pub struct Opts {
+    /// Extra `name value` module arguments.
+    pub module_args: Vec<String>,
+    /// Extra server arguments, e.g. `["--appendonly", "yes"]`.
+    pub server_args: Vec<String>,
+    /// Listen on a TCP port on 127.0.0.1 (needed by a master that has replicas).
+    pub tcp: bool,
+    /// Make this server a replica of the given port.
+    pub replica_of: Option<u16>,
+    /// Reuse this directory (to restart on the same AOF/RDB files).
+    pub dir: Option<PathBuf>,
+}
+
+pub struct Server {
+    child: Child,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    pub socket: PathBuf,
+    pub port: u16,
+    pub opts: Opts,
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(Opts::default())
+    }
+
+    pub fn with_module_args(args: &[&str]) -> Server {
+        Server::start_with(Opts {
+            module_args: args.iter().map(|s| s.to_string()).collect(),
+            ..Opts::default()
+        })
+    }
+
+    pub fn start_with(opts: Opts) -> Server {
+        let (tmp, dir) = match &opts.dir {
+            Some(d) => (None, d.clone()),
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("redis-oauth-test")
+                    .tempdir()
+                    .expect("tempdir");
+                let p = t.path().to_path_buf();
+                (Some(t), p)
+            }
+        };
+        let socket = dir.join("redis.sock");
+        let _ = std::fs::remove_file(&socket);
+        let port = if opts.tcp || opts.replica_of.is_some() {
+            free_port()
+        } else {
+            0
+        };
+        let mut cmd = Command::new(server_binary());
+        cmd.arg("--port")
+            .arg(port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--unixsocket")
+            .arg(&socket)
+            .arg("--unixsocketperm")
+            .arg("700")
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--save")
+            .arg("")
+            .arg("--logfile")
+            .arg(dir.join("redis.log"))
+            .arg("--daemonize")
+            .arg("no");
+        let mut load = vec![module_path().display().to_string()];
+        load.extend(opts.module_args.iter().cloned());
+        cmd.arg("--loadmodule").args(&load);
+        if let Some(p) = opts.replica_of {
+            cmd.arg("--replicaof").arg("127.0.0.1").arg(p.to_string());
+        }
+        cmd.args(&opts.server_args);
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        let child = cmd.spawn().expect("spawn redis-server");
+        let mut server = Server {
+            child,
+            dir,
+            _tmp: tmp,
+            socket,
+            port,
+            opts,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!(
+                    "redis-server exited early ({status}): {err}\n--- log ---\n{}",
+                    self.log()
+                );
+            }
+            if self.socket.exists() {
+                if let Ok(mut c) = self.try_conn() {
+                    let pong: redis::RedisResult<String> = redis::cmd("PING").query(&mut c);
+                    if pong.is_ok() {
+                        return;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server not ready in time\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
+    }
+
+    fn try_conn(&self) -> redis::RedisResult<Connection> {
+        redis::Client::open(format!("redis+unix://{}", self.socket.display()))?.get_connection()
+    }
+
+    /// A RESP2 connection.
+    pub fn conn(&self) -> Connection {
+        self.try_conn().expect("connect")
+    }
+
+    /// A RESP3 connection.
+    pub fn conn3(&self) -> Connection {
+        redis::Client::open(format!(
+            "redis+unix://{}?protocol=resp3",
+            self.socket.display()
+        ))
+        .expect("client")
+        .get_connection()
+        .expect("connect resp3")
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stops the server (SIGKILL unless `graceful`) and waits for it.
+    pub fn stop(&mut self, graceful: bool) {
+        if graceful {
+            if let Ok(mut c) = self.try_conn() {
+                let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN").arg("NOSAVE").query(&mut c);
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Restarts on the same directory and options (AOF/RDB reload), keeping the temp dir alive.
+    pub fn restart(mut self) -> Server {
+        self.stop(true);
+        let tmp = self._tmp.take();
+        let mut opts = self.opts.clone();
+        opts.dir = Some(self.dir.clone());
+        let mut s = Server::start_with(opts);
+        s._tmp = tmp;
+        s
+    }
+
+    /// Waits until a replica has caught up with this master's offset.
+    pub fn wait_replicas(&self, n: usize) {
+        let mut c = self.conn();
+        let got: usize = redis::cmd("WAIT")
+            .arg(n)
+            .arg(5000)
+            .query(&mut c)
+            .expect("WAIT");
+        assert!(got >= n, "only {got} of {n} replicas acknowledged");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a command and returns the raw reply (errors as Err with the full text).
+pub fn run(c: &mut Connection, args: &[&str]) -> redis::RedisResult<Value> {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(c)
+}
+
+/// The full error text of a failing command, e.g. "INVALID_GRANT authorization code already used".
+pub fn err(c: &mut Connection, args: &[&str]) -> String {
+    match run(c, args) {
+        Ok(v) => panic!("expected an error from {args:?}, got {v:?}"),
+        Err(e) => error_text(&e),
+    }
+}
+
+pub fn error_text(e: &redis::RedisError) -> String {
+    match (e.code(), e.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        (Some(code), None) => code.to_string(),
+        _ => e.to_string(),
+    }
+}
+
+/// A reply as a list of (field, value) strings, from a RESP2 flat array or a RESP3 map.
+pub fn pairs(v: &Value) -> Vec<(String, String)> {
+    fn s(v: &Value) -> String {
+        match v {
+            Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+            Value::SimpleString(s) => s.clone(),
+            Value::Int(i) => i.to_string(),
+            Value::Boolean(b) => b.to_string(),
+            other => format!("{other:?}"),
+        }
+    }
+    match v {
+        Value::Array(items) => items.chunks(2).map(|c| (s(&c[0]), s(&c[1]))).collect(),
+        Value::Map(items) => items.iter().map(|(k, v)| (s(k), s(v))).collect(),
+        other => panic!("not a map reply: {other:?}"),
+    }
+}
+
+/// Field `name` of a map reply.
+pub fn field(v: &Value, name: &str) -> Option<String> {
+    pairs(v)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// Saves a standard S256 code for client `app1` and redirect `https://app/cb`.
+pub fn save_code(c: &mut Connection, key: &str) {
+    let r = run(
+        c,
+        &[
+            "OAUTH.SAVECODE",
+            key,
+            "600",
+            "FIELDS",
+            "5",
+            "client_id",
+            "app1",
+            "redirect_uri",
+            "https://app/cb",
+            "code_challenge",
+            CHALLENGE,
+            "code_challenge_method",
+            "S256",
+            "user_id",
+            "u42",
+        ],
+    );
+    assert_eq!(r.expect("savecode"), Value::Okay);
+}
+
+/// Every key with its type, fields/value and PEXPIRETIME, sorted: for comparing servers.
+pub fn snapshot(c: &mut Connection) -> Vec<(String, String, Vec<(String, String)>, i64)> {
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(c).expect("KEYS");
+    keys.sort();
+    let mut out = Vec::new();
+    for k in keys {
+        let t: String = redis::cmd("TYPE").arg(&k).query(c).expect("TYPE");
+        let content: Vec<(String, String)> = match t.as_str() {
+            "hash" => {
+                let mut v: Vec<(String, String)> =
+                    redis::cmd("HGETALL").arg(&k).query(c).expect("HGETALL");
+                v.sort();
+                v
+            }
+            "string" => {
+                let v: String = redis::cmd("GET").arg(&k).query(c).expect("GET");
+                vec![(String::new(), v)]
+            }
+            _ => vec![],
+        };
+        let exp: i64 = redis::cmd("PEXPIRETIME")
+            .arg(&k)
+            .query(c)
+            .expect("PEXPIRETIME");
+        out.push((k, t, content, exp));
+    }
+    out
+}
