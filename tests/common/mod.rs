@@ -340,7 +340,10 @@ pub fn save_code(c: &mut Connection, key: &str) {
 }
 
 /// Every key with its type, fields/value and PEXPIRETIME, sorted: for comparing servers.
-pub fn snapshot(c: &mut Connection) -> Vec<(String, String, Vec<(String, String)>, i64)> {
+/// (key, type, sorted content, PEXPIRETIME)
+pub type KeyState = (String, String, Vec<(String, String)>, i64);
+
+pub fn snapshot(c: &mut Connection) -> Vec<KeyState> {
     let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(c).expect("KEYS");
     keys.sort();
     let mut out = Vec::new();
