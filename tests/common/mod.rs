@@ -33,7 +33,10 @@ pub fn module_path() -> PathBuf {
             .status()
             .expect("could not run cargo to build the module");
         assert!(status.success(), "building the module failed");
-        let so = root.join("target/release/libredis_oauth.so");
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root.join("target"));
+        let so = target.join("release/libredis_oauth.so");
         assert!(so.exists(), "module not found at {}", so.display());
         so
     })
