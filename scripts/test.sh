@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds redis-oauth and runs every check and test:
+# formatting, clippy, the pure-core import rule, unit tests and the
+# integration tests against a real redis-server. CI runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+ensure_deps
+
+echo "== redis-server: $(redis-server --version)"
+echo "== format and lint"
+cargo fmt --check
+cargo clippy --release --all-targets -- -D warnings
+
+echo "== the core stays pure (no redis_module in src/core)"
+if grep -rnE "(use |extern crate )?redis_module::|use redis_module" src/core; then
+  echo "src/core must not import redis_module" >&2
+  exit 1
+fi
+
+echo "== build the module"
+cargo build --release
+export REDIS_OAUTH_MODULE="$PWD/target/release/libredis_oauth.so"
+
+echo "== unit and integration tests"
+cargo test --release --lib --tests
