@@ -86,6 +86,24 @@ fn workload(c: &mut Connection) {
     for _ in 0..4 {
         run(c, &["OAUTH.RATELIMIT", "rl:a", "3", "60"]).expect("ratelimit");
     }
+    for _ in 0..4 {
+        run(c, &["OAUTH.THROTTLE", "th:a", "1", "10", "60"]).expect("throttle");
+        run(c, &["OAUTH.RATELIMIT", "sl:a", "3", "60", "SLIDING"]).expect("sliding");
+        run(
+            c,
+            &[
+                "OAUTH.RATELIMIT.ALL",
+                "2",
+                "rl:{u}:ip",
+                "rl:{u}:user",
+                "5",
+                "60",
+                "3",
+                "60",
+            ],
+        )
+        .expect("all");
+    }
     run(c, &["SET", "rl:immortal", "7"]).expect("set");
     run(c, &["OAUTH.RATELIMIT", "rl:immortal", "3", "60"]).expect("ratelimit repair");
 }

@@ -18,6 +18,7 @@ pub mod code;
 pub mod help;
 pub mod ratelimit;
 pub mod state;
+pub mod throttle;
 pub mod token;
 
 /// A command body: parse, load, decide, commit, and return the reply.
@@ -32,12 +33,24 @@ pub enum Begin {
     Keyword(&'static str, i32),
 }
 
-/// One key spec: where it begins, how many keys follow, and what is done to them.
+/// How keys are found after the begin position.
+#[derive(Clone, Copy)]
+pub enum Find {
+    /// Keys up to `last` relative to the begin position (-1: the last argument), step 1.
+    Range(i32),
+    /// The argument at `keynumidx` counts the keys; the first is at `first`, then every `step`.
+    Keynum {
+        keynumidx: i32,
+        first: i32,
+        step: i32,
+    },
+}
+
+/// One key spec: where it begins, how keys are found, and what is done to them.
 #[derive(Clone, Copy)]
 pub struct KeyDef {
     pub begin: Begin,
-    /// `lastkey` relative to the begin position (-1: up to the last argument).
-    pub last: i32,
+    pub find: Find,
     pub flags: u32,
     pub notes: &'static str,
 }
@@ -84,7 +97,7 @@ macro_rules! entry {
 const fn key(pos: i32, flags: u32, notes: &'static str) -> KeyDef {
     KeyDef {
         begin: Begin::Index(pos),
-        last: 0,
+        find: Find::Range(0),
         flags,
         notes,
     }
@@ -110,7 +123,7 @@ pub static SPECS: &[CmdSpec] = &[
         arity: -5,
         keys: &[
             key(1, RW | ACCESS | UPDATE, "the authorization code; consumed into a tombstone"),
-            KeyDef { begin: Begin::Keyword("ISSUE", 5), last: 0, flags: OW | INSERT, notes: "the access-token record to create" },
+            KeyDef { begin: Begin::Keyword("ISSUE", 5), find: Find::Range(0), flags: OW | INSERT, notes: "the access-token record to create" },
         ],
         syntax: "OAUTH.EXCHANGE key client_id redirect_uri code_verifier [ISSUE token_key token_ttl] [FIELDS numfields field value [field value ...]]",
         summary: "Redeems an authorization code exactly once, verifying client, redirect URI and PKCE.",
@@ -144,7 +157,7 @@ pub static SPECS: &[CmdSpec] = &[
         entry: entry!(4),
         flags: "write",
         arity: -2,
-        keys: &[KeyDef { begin: Begin::Index(1), last: -1, flags: RM | DELETE, notes: "token records to remove" }],
+        keys: &[KeyDef { begin: Begin::Index(1), find: Find::Range(-1), flags: RM | DELETE, notes: "token records to remove" }],
         syntax: "OAUTH.REVOKE key [key ...]",
         summary: "Removes token records; unknown keys are not an error (RFC 7009).",
         complexity: "O(N) where N is the number of keys.",
@@ -178,8 +191,8 @@ pub static SPECS: &[CmdSpec] = &[
         flags: "write deny-oom",
         arity: -4,
         keys: &[key(1, RW | ACCESS | UPDATE, "the counter")],
-        syntax: "OAUTH.RATELIMIT key limit window [COST n]",
-        summary: "Counts a request against a fixed window; counter and expiry set in one step.",
+        syntax: "OAUTH.RATELIMIT key limit window [COST n] [SLIDING]",
+        summary: "Counts a request against a fixed or sliding window; counter and expiry set in one step.",
         complexity: "O(1)",
     },
     CmdSpec {
@@ -192,6 +205,33 @@ pub static SPECS: &[CmdSpec] = &[
         syntax: "OAUTH.HELP",
         summary: "Lists the module's commands.",
         complexity: "O(1)",
+    },
+    CmdSpec {
+        name: "oauth.throttle",
+        handler: throttle::throttle,
+        entry: entry!(9),
+        flags: "write deny-oom",
+        arity: -5,
+        keys: &[key(1, RW | ACCESS | UPDATE, "the GCRA state (theoretical arrival time)")],
+        syntax: "OAUTH.THROTTLE key max_burst count period [COST n]",
+        summary: "GCRA rate limit with the CL.THROTTLE reply; only allowed requests write.",
+        complexity: "O(1)",
+    },
+    CmdSpec {
+        name: "oauth.ratelimit.all",
+        handler: ratelimit::ratelimit_all,
+        entry: entry!(10),
+        flags: "write deny-oom",
+        arity: -5,
+        keys: &[KeyDef {
+            begin: Begin::Index(1),
+            find: Find::Keynum { keynumidx: 0, first: 1, step: 1 },
+            flags: RW | ACCESS | UPDATE,
+            notes: "one counter per limit",
+        }],
+        syntax: "OAUTH.RATELIMIT.ALL numkeys key [key ...] limit window [limit window ...] [COST n] [SLIDING]",
+        summary: "Checks several window limits at once; counts the request against all only if all allow it.",
+        complexity: "O(N) where N is the number of limits.",
     },
 ];
 
@@ -257,12 +297,12 @@ fn legacy_range(keys: &[KeyDef]) -> (c_int, c_int, c_int) {
     match keys.first() {
         Some(KeyDef {
             begin: Begin::Index(p),
-            last: 0,
+            find: Find::Range(0),
             ..
         }) => (*p, *p, 1),
         Some(KeyDef {
             begin: Begin::Index(p),
-            last,
+            find: Find::Range(last),
             ..
         }) if *last < 0 => (*p, *last, 1),
         _ => (0, 0, 0),
@@ -300,10 +340,24 @@ unsafe fn set_info(cmd: *mut raw::RedisModuleCommand, spec: &CmdSpec) -> Result<
                 ks.bs.keyword.startfrom = startfrom;
             }
         }
-        ks.find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
-        ks.fk.range.lastkey = k.last;
-        ks.fk.range.keystep = 1;
-        ks.fk.range.limit = 0;
+        match k.find {
+            Find::Range(last) => {
+                ks.find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
+                ks.fk.range.lastkey = last;
+                ks.fk.range.keystep = 1;
+                ks.fk.range.limit = 0;
+            }
+            Find::Keynum {
+                keynumidx,
+                first,
+                step,
+            } => {
+                ks.find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_KEYNUM;
+                ks.fk.keynum.keynumidx = keynumidx;
+                ks.fk.keynum.firstkey = first;
+                ks.fk.keynum.keystep = step;
+            }
+        }
         specs.push(ks);
     }
     specs.push(std::mem::zeroed());

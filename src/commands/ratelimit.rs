@@ -1,12 +1,21 @@
-//! `OAUTH.RATELIMIT key limit window [COST n]`: a fixed-window counter whose
-//! value and expiry are written in one step. The counter is a plain integer
-//! string (`GET` and `TTL` show it); writes replicate as `SET key n PXAT t`.
+//! Window rate limits: `OAUTH.RATELIMIT key limit window [COST n] [SLIDING]`
+//! and the all-or-nothing `OAUTH.RATELIMIT.ALL numkeys key [key ...] limit
+//! window [limit window ...] [COST n] [SLIDING]`.
+//!
+//! Fixed-window counters are plain integer strings written as `SET key n PXAT t`.
+//! Sliding-window state is a hash `{window_start, current, previous}` written
+//! with `HSET` + `PEXPIREAT`. A denied request is not counted; `COST 0` peeks.
 
 use redis_module::{Context, RedisString};
 
 use super::{arg, bytes};
 use crate::clock::now_ms;
-use crate::core::rate::{fixed_window, CounterState, CounterWrite, FixedWindow};
+use crate::core::rate::{
+    combine, fixed_window, CounterState, CounterWrite, FixedWindow, RateReply,
+};
+use crate::core::sliding::{
+    sliding_window, SlidingState, SlidingWrite, F_CURRENT, F_PREVIOUS, F_START,
+};
 use crate::core::validate::{is_keyword, parse_i64};
 use crate::core::{OAuthError, OResult};
 use crate::effects::Effects;
@@ -14,23 +23,44 @@ use crate::info::{self, Counter};
 use crate::keys::{wrong_redis_type, Key, KeyKind};
 use crate::reply::Reply;
 
-fn int_arg(raw: &[u8], what: &str) -> OResult<i64> {
+pub fn int_arg(raw: &[u8], what: &str) -> OResult<i64> {
     parse_i64(raw).ok_or_else(|| OAuthError::invalid_request(format!("{what} is not an integer")))
 }
 
-/// Parses `[COST n]`, the only option.
-fn parse_cost(a: &[&[u8]], from: usize) -> OResult<i64> {
-    match a.get(from..).unwrap_or_default() {
-        [] => Ok(1),
-        [kw, n] if is_keyword(kw, "COST") => int_arg(n, "COST"),
-        _ => Err(OAuthError::invalid_request(
-            "unknown option; expected COST n",
-        )),
-    }
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Fixed,
+    Sliding,
 }
 
-/// Reads a counter: missing, or an integer string with its expiry.
-pub fn load_counter(key: &Key) -> OResult<Option<CounterState>> {
+/// Parses trailing `[COST n] [SLIDING]` in any order.
+fn parse_options(a: &[&[u8]], allow_sliding: bool) -> OResult<(i64, Mode)> {
+    let mut cost = None;
+    let mut mode = None;
+    let mut i = 0;
+    while let Some(word) = a.get(i) {
+        if is_keyword(word, "COST") && cost.is_none() {
+            cost = Some(int_arg(arg(a, i + 1)?, "COST")?);
+            i += 2;
+        } else if allow_sliding && is_keyword(word, "SLIDING") && mode.is_none() {
+            mode = Some(Mode::Sliding);
+            i += 1;
+        } else {
+            let expected = if allow_sliding {
+                "COST n or SLIDING"
+            } else {
+                "COST n"
+            };
+            return Err(OAuthError::invalid_request(format!(
+                "unknown or repeated option; expected {expected}"
+            )));
+        }
+    }
+    Ok((cost.unwrap_or(1), mode.unwrap_or(Mode::Fixed)))
+}
+
+/// Reads a fixed-window counter: missing, or an integer string with its expiry.
+fn load_counter(key: &Key) -> OResult<Option<CounterState>> {
     match key.kind() {
         KeyKind::Missing => Ok(None),
         KeyKind::String => {
@@ -43,10 +73,117 @@ pub fn load_counter(key: &Key) -> OResult<Option<CounterState>> {
                 expire_at_ms: key.abs_expire(),
             }))
         }
-        _ => Err(wrong_redis_type()),
+        KeyKind::Hash => Err(OAuthError::wrong_type(
+            "key holds a hash: a sliding-window counter needs SLIDING",
+        )),
+        KeyKind::Other => Err(wrong_redis_type()),
     }
 }
 
+/// Reads a sliding-window hash of exactly its three integer fields.
+fn load_sliding(key: &Key) -> OResult<Option<SlidingState>> {
+    let bad = || OAuthError::wrong_type("key holds a hash that is not a sliding-window counter");
+    match key.kind() {
+        KeyKind::Missing => Ok(None),
+        KeyKind::Hash => {
+            let fields = key.read_hash();
+            if fields.len() != 3 {
+                return Err(bad());
+            }
+            let get = |name: &[u8]| {
+                fields
+                    .iter()
+                    .find(|(f, _)| f.as_slice() == name)
+                    .and_then(|(_, v)| parse_i64(v))
+            };
+            match (get(F_START), get(F_CURRENT), get(F_PREVIOUS)) {
+                (Some(window_start_ms), Some(current), Some(previous)) => Ok(Some(SlidingState {
+                    window_start_ms,
+                    current,
+                    previous,
+                })),
+                _ => Err(bad()),
+            }
+        }
+        KeyKind::String => Err(OAuthError::wrong_type(
+            "key holds a fixed-window counter: drop SLIDING or use another key",
+        )),
+        KeyKind::Other => Err(wrong_redis_type()),
+    }
+}
+
+/// A limit's verdict and the write it would make.
+enum Pending {
+    Fixed(CounterWrite),
+    Sliding(SlidingWrite),
+}
+
+fn evaluate(
+    ctx: &Context,
+    key: &RedisString,
+    params: FixedWindow,
+    mode: Mode,
+    now: i64,
+) -> OResult<(RateReply, Option<Pending>)> {
+    let k = Key::open(ctx, key, true);
+    Ok(match mode {
+        Mode::Fixed => {
+            let d = fixed_window(params, load_counter(&k)?, now);
+            (d.reply, d.write.map(Pending::Fixed))
+        }
+        Mode::Sliding => {
+            let d = sliding_window(
+                params.limit,
+                params.window_ms,
+                params.cost,
+                load_sliding(&k)?,
+                now,
+            );
+            (d.reply, d.write.map(Pending::Sliding))
+        }
+    })
+}
+
+fn apply(fx: &mut Effects, key: &RedisString, pending: Pending) {
+    match pending {
+        Pending::Fixed(CounterWrite::Set {
+            count,
+            expire_at_ms,
+        }) => {
+            fx.set_pxat(key, count.to_string().into_bytes(), expire_at_ms);
+        }
+        Pending::Fixed(CounterWrite::Expire { expire_at_ms }) => {
+            fx.pexpireat(key, expire_at_ms);
+        }
+        Pending::Sliding(w) => {
+            fx.hset(
+                key,
+                vec![
+                    (
+                        F_START.to_vec(),
+                        w.state.window_start_ms.to_string().into_bytes(),
+                    ),
+                    (F_CURRENT.to_vec(), w.state.current.to_string().into_bytes()),
+                    (
+                        F_PREVIOUS.to_vec(),
+                        w.state.previous.to_string().into_bytes(),
+                    ),
+                ],
+            )
+            .pexpireat(key, w.expire_at_ms);
+        }
+    }
+}
+
+fn count(reply: &RateReply) {
+    info::bump(if reply.limited {
+        Counter::RateLimitLimited
+    } else {
+        Counter::RateLimitAllowed
+    });
+}
+
+/// `OAUTH.RATELIMIT key limit window [COST n] [SLIDING]`
 pub fn ratelimit(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     let a = bytes(args);
     let key = args
@@ -54,29 +191,75 @@ pub fn ratelimit(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         .ok_or_else(|| OAuthError::invalid_request("key is required"))?;
     let limit = int_arg(arg(&a, 2)?, "limit")?;
     let window = int_arg(arg(&a, 3)?, "window")?;
-    let cost = parse_cost(&a, 4)?;
+    let (cost, mode) = parse_options(a.get(4..).unwrap_or_default(), true)?;
     let params = FixedWindow::new(limit, window, cost)?;
 
-    let state = load_counter(&Key::open(ctx, key, true))?;
-    let decision = fixed_window(params, state, now_ms());
+    let (reply, pending) = evaluate(ctx, key, params, mode, now_ms())?;
     let mut fx = Effects::new();
-    match decision.write {
-        Some(CounterWrite::Set {
-            count,
-            expire_at_ms,
-        }) => {
-            fx.set_pxat(key, count.to_string().into_bytes(), expire_at_ms);
-        }
-        Some(CounterWrite::Expire { expire_at_ms }) => {
-            fx.pexpireat(key, expire_at_ms);
-        }
-        None => {}
+    if let Some(p) = pending {
+        apply(&mut fx, key, p);
     }
     fx.commit(ctx);
-    info::bump(if decision.reply.limited {
-        Counter::RateLimitLimited
-    } else {
-        Counter::RateLimitAllowed
-    });
-    Ok(Reply::Integers(decision.reply.to_array().to_vec()))
+    count(&reply);
+    Ok(Reply::Integers(reply.to_array().to_vec()))
+}
+
+/// `OAUTH.RATELIMIT.ALL numkeys key [key ...] limit window [limit window ...] [COST n] [SLIDING]`
+///
+/// The keys come first and together (as in `ZUNIONSTORE`) so that Redis's
+/// `numkeys` key spec finds them all; the i-th `limit window` pair belongs to
+/// the i-th key. Counts the request against every limit only if all allow it.
+/// Reply: the five integers of the deciding limit (see `core::rate::combine`)
+/// and its 1-based position.
+pub fn ratelimit_all(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
+    let a = bytes(args);
+    let n = int_arg(arg(&a, 1)?, "numkeys")?;
+    let max = (a.len().saturating_sub(2) / 3) as i64;
+    if n < 1 || n > max {
+        return Err(OAuthError::invalid_request(
+            "numkeys must be at least 1, followed by that many keys and as many limit window pairs",
+        ));
+    }
+    let n = n as usize; // 1..=max, from a usize
+    let (cost, mode) = parse_options(a.get(2 + 3 * n..).unwrap_or_default(), true)?;
+    let mut specs: Vec<(&RedisString, FixedWindow)> = Vec::with_capacity(n);
+    for i in 0..n {
+        let key = args
+            .get(2 + i)
+            .ok_or_else(|| OAuthError::invalid_request("key is required"))?;
+        if specs.iter().any(|(k, _)| k.as_slice() == key.as_slice()) {
+            return Err(OAuthError::invalid_request(
+                "a key appears twice; each limit needs its own key",
+            ));
+        }
+        let pair = 2 + n + 2 * i;
+        let limit = int_arg(arg(&a, pair)?, "limit")?;
+        let window = int_arg(arg(&a, pair + 1)?, "window")?;
+        specs.push((key, FixedWindow::new(limit, window, cost)?));
+    }
+
+    let now = now_ms();
+    let mut verdicts = Vec::with_capacity(n);
+    for (key, params) in &specs {
+        verdicts.push((*key, evaluate(ctx, key, *params, mode, now)?));
+    }
+    let replies: Vec<RateReply> = verdicts.iter().map(|(_, (r, _))| *r).collect();
+    let (combined, deciding) =
+        combine(&replies).ok_or_else(|| OAuthError::internal("no limits to combine"))?;
+    let mut fx = Effects::new();
+    for (key, (_, pending)) in verdicts {
+        match pending {
+            // All-or-nothing: counts are written only if every limit allows.
+            Some(Pending::Fixed(CounterWrite::Set { .. }) | Pending::Sliding(_))
+                if combined.limited => {}
+            // Giving an immortal counter its expiry is a repair, not a count.
+            Some(p) => apply(&mut fx, key, p),
+            None => {}
+        }
+    }
+    fx.commit(ctx);
+    count(&combined);
+    let mut out = combined.to_array().to_vec();
+    out.push(deciding as i64);
+    Ok(Reply::Integers(out))
 }

@@ -3,9 +3,13 @@
 //! (CI checks that this directory never imports `redis_module`.)
 
 pub mod error;
+pub mod gcra;
 pub mod pkce;
 pub mod rate;
 pub mod record;
+pub mod sliding;
 pub mod validate;
 
 pub use error::{ErrorCode, OAuthError, OResult};
+#[cfg(test)]
+mod proptests;

@@ -80,11 +80,6 @@ impl FixedWindow {
                 "COST must be a non-negative integer",
             ));
         }
-        if cost > limit {
-            return Err(OAuthError::invalid_request(
-                "COST is larger than the limit: such a request could never be allowed",
-            ));
-        }
         let window_ms = window_s
             .checked_mul(1000)
             .ok_or_else(|| OAuthError::invalid_request("window is too large"))?;
@@ -149,7 +144,13 @@ pub fn fixed_window(p: FixedWindow, state: Option<CounterState>, now_ms: i64) ->
         }
     } else {
         let at = expire_at.unwrap_or(fresh_expiry);
-        let wait = ceil_seconds(reset_ms(Some(at))).max(1);
+        let wait = if state.is_none() {
+            0
+        } else {
+            ceil_seconds(reset_ms(Some(at))).max(1)
+        };
+        // A cost above the limit can never be allowed: say so with -1, as CL.THROTTLE does.
+        let retry = if p.cost > p.limit { -1 } else { wait };
         let write = if had_expiry || peek {
             None
         } else {
@@ -160,12 +161,56 @@ pub fn fixed_window(p: FixedWindow, state: Option<CounterState>, now_ms: i64) ->
                 limited: true,
                 limit: p.limit,
                 remaining: p.limit.saturating_sub(count).max(0),
-                retry_after: wait,
+                retry_after: retry,
                 reset_after: wait,
             },
             write,
         }
     }
+}
+
+/// Combines the replies of several limits checked together (all-or-nothing).
+/// The result keeps the five-integer shape: `limit` and `remaining` are those of
+/// the deciding limit (the first that refused, else the one with the least
+/// remaining), `retry_after` is the longest of the refusals and `reset_after`
+/// the longest of all. Also returns the 1-based index of the deciding limit.
+pub fn combine(replies: &[RateReply]) -> Option<(RateReply, usize)> {
+    let refused = replies.iter().position(|r| r.limited);
+    let deciding = match refused {
+        Some(i) => i,
+        None => replies
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, r)| r.remaining)
+            .map(|(i, _)| i)?,
+    };
+    let d = replies.get(deciding)?;
+    let retry_after = if refused.is_some() {
+        // -1 from a refusal means "never": that dominates any finite wait.
+        if replies.iter().any(|r| r.limited && r.retry_after < 0) {
+            -1
+        } else {
+            replies
+                .iter()
+                .filter(|r| r.limited)
+                .map(|r| r.retry_after)
+                .max()
+                .unwrap_or(-1)
+        }
+    } else {
+        -1
+    };
+    let reset_after = replies.iter().map(|r| r.reset_after).max().unwrap_or(0);
+    Some((
+        RateReply {
+            limited: refused.is_some(),
+            limit: d.limit,
+            remaining: d.remaining,
+            retry_after,
+            reset_after,
+        },
+        deciding + 1,
+    ))
 }
 
 #[cfg(test)]
@@ -295,7 +340,9 @@ mod tests {
         assert!(FixedWindow::new(10, 0, 1).is_err());
         assert!(FixedWindow::new(10, MAX_WINDOW_SECONDS + 1, 1).is_err());
         assert!(FixedWindow::new(10, 10, -1).is_err());
-        assert!(FixedWindow::new(10, 10, 11).is_err());
+        let never = fixed_window(fw(10, 10, 11), None, 0);
+        assert_eq!(never.reply.to_array(), [1, 10, 10, -1, 0]);
+        assert_eq!(never.write, None);
         assert!(FixedWindow::new(MAX_LIMIT + 1, 10, 1).is_err());
         let p = fw(MAX_LIMIT, MAX_WINDOW_SECONDS, MAX_LIMIT);
         let d = fixed_window(
@@ -320,6 +367,29 @@ mod tests {
         );
         assert!(d.reply.limited);
         assert_eq!(d.reply.remaining, 3);
+    }
+
+    #[test]
+    fn combine_picks_the_deciding_limit() {
+        let r = |limited, limit, remaining, retry_after, reset_after| RateReply {
+            limited,
+            limit,
+            remaining,
+            retry_after,
+            reset_after,
+        };
+        let (c, i) = combine(&[r(false, 10, 5, -1, 60), r(false, 100, 2, -1, 3600)]).unwrap();
+        assert_eq!((c.to_array(), i), ([0, 100, 2, -1, 3600], 2));
+        let (c, i) = combine(&[
+            r(false, 10, 5, -1, 60),
+            r(true, 100, 0, 30, 3600),
+            r(true, 5, 0, 90, 90),
+        ])
+        .unwrap();
+        assert_eq!((c.to_array(), i), ([1, 100, 0, 90, 3600], 2));
+        let (c, _) = combine(&[r(true, 1, 0, -1, 0), r(true, 5, 0, 90, 90)]).unwrap();
+        assert_eq!(c.retry_after, -1);
+        assert!(combine(&[]).is_none());
     }
 
     #[test]

@@ -1,0 +1,68 @@
+//! `OAUTH.THROTTLE key max_burst count period [COST n]`: GCRA with the reply of
+//! `CL.THROTTLE` and Redis 8.8 `GCRA`:
+//! `[limited, limit, remaining, retry_after, reset_after]` (seconds, rounded up;
+//! retry_after -1 when allowed or never possible).
+//!
+//! The key holds the theoretical arrival time in Unix nanoseconds as a plain
+//! integer string. Only allowed requests with a positive cost write, as
+//! `SET key tat PXAT t` (t = the TAT, when the bucket is full again).
+
+use redis_module::{Context, RedisString};
+
+use super::ratelimit::int_arg;
+use super::{arg, bytes};
+use crate::clock::now_ns;
+use crate::core::gcra::{gcra, Gcra};
+use crate::core::validate::{is_keyword, parse_i64};
+use crate::core::{OAuthError, OResult};
+use crate::effects::Effects;
+use crate::info::{self, Counter};
+use crate::keys::{wrong_redis_type, Key, KeyKind};
+use crate::reply::Reply;
+
+fn load_tat(key: &Key) -> OResult<Option<i64>> {
+    match key.kind() {
+        KeyKind::Missing => Ok(None),
+        KeyKind::String => {
+            let raw = key.read_string().unwrap_or_default();
+            parse_i64(&raw).map(Some).ok_or_else(|| {
+                OAuthError::wrong_type("key holds a string that is not a throttle state")
+            })
+        }
+        _ => Err(wrong_redis_type()),
+    }
+}
+
+pub fn throttle(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
+    let a = bytes(args);
+    let key = args
+        .get(1)
+        .ok_or_else(|| OAuthError::invalid_request("key is required"))?;
+    let burst = int_arg(arg(&a, 2)?, "max_burst")?;
+    let count = int_arg(arg(&a, 3)?, "count")?;
+    let period = int_arg(arg(&a, 4)?, "period")?;
+    let cost = match a.get(5..).unwrap_or_default() {
+        [] => 1,
+        [kw, n] if is_keyword(kw, "COST") => int_arg(n, "COST")?,
+        _ => {
+            return Err(OAuthError::invalid_request(
+                "unknown option; expected COST n",
+            ))
+        }
+    };
+    let params = Gcra::new(burst, count, period, cost)?;
+
+    let tat = load_tat(&Key::open(ctx, key, true))?;
+    let d = gcra(params, tat, now_ns());
+    let mut fx = Effects::new();
+    if let Some(w) = d.write {
+        fx.set_pxat(key, w.tat_ns.to_string().into_bytes(), w.expire_at_ms);
+    }
+    fx.commit(ctx);
+    info::bump(if d.reply.limited {
+        Counter::RateLimitLimited
+    } else {
+        Counter::RateLimitAllowed
+    });
+    Ok(Reply::Integers(d.reply.to_array().to_vec()))
+}
