@@ -18,6 +18,12 @@ if grep -rnE "(use |extern crate )?redis_module::|use redis_module" src/core; th
   exit 1
 fi
 
+echo "== no NUL-unsafe string construction in src (Context::create_string panics on NUL)"
+if grep -rn "create_string(" src; then
+  echo "use keys::rstr instead of create_string" >&2
+  exit 1
+fi
+
 echo "== build the module"
 cargo build --release
 export REDIS_OAUTH_MODULE="$PWD/target/release/libredis_oauth.so"

@@ -33,6 +33,10 @@ static STATE_MAX_TTL: AtomicI64 = AtomicI64::new(600);
 static CODE_MAX_ATTEMPTS: AtomicI64 = AtomicI64::new(3);
 static RECORD_MAX_FIELDS: AtomicI64 = AtomicI64::new(64);
 static RECORD_MAX_BYTES: AtomicI64 = AtomicI64::new(16_384);
+static REFRESH_MAX_TTL: AtomicI64 = AtomicI64::new(31_536_000);
+static REFRESH_GRACE_MAX: AtomicI64 = AtomicI64::new(300);
+static REFRESH_GRACE_USES: AtomicI64 = AtomicI64::new(2);
+static CLIENT_MAX_TTL: AtomicI64 = AtomicI64::new(10 * YEAR);
 static REQUIRE_PKCE: AtomicBool = AtomicBool::new(true);
 static ALLOW_PLAIN_PKCE: AtomicBool = AtomicBool::new(false);
 
@@ -87,6 +91,38 @@ pub static INT_SETTINGS: &[IntSetting] = &[
         max: 16 * 1024 * 1024,
         doc: "most bytes of caller field names and values in one record",
     },
+    IntSetting {
+        name: "refresh-max-ttl",
+        value: &REFRESH_MAX_TTL,
+        default: 31_536_000,
+        min: 1,
+        max: 10 * YEAR,
+        doc: "longest refresh-token ttl in seconds",
+    },
+    IntSetting {
+        name: "refresh-grace-max",
+        value: &REFRESH_GRACE_MAX,
+        default: 300,
+        min: 0,
+        max: 3600,
+        doc: "longest GRACE window of OAUTH.ROTATE in seconds",
+    },
+    IntSetting {
+        name: "refresh-grace-uses",
+        value: &REFRESH_GRACE_USES,
+        default: 2,
+        min: 1,
+        max: 100,
+        doc: "replays of a rotated refresh token allowed within its grace window",
+    },
+    IntSetting {
+        name: "client-max-ttl",
+        value: &CLIENT_MAX_TTL,
+        default: 10 * YEAR,
+        min: 1,
+        max: 100 * YEAR,
+        doc: "longest client-registration ttl in seconds (also the ttl when none is given)",
+    },
 ];
 
 pub static BOOL_SETTINGS: &[BoolSetting] = &[
@@ -116,6 +152,10 @@ impl Limits {
             allow_plain_pkce: ALLOW_PLAIN_PKCE.load(Ordering::Relaxed),
             record_max_fields: RECORD_MAX_FIELDS.load(Ordering::Relaxed),
             record_max_bytes: RECORD_MAX_BYTES.load(Ordering::Relaxed),
+            refresh_max_ttl: REFRESH_MAX_TTL.load(Ordering::Relaxed),
+            refresh_grace_max: REFRESH_GRACE_MAX.load(Ordering::Relaxed),
+            refresh_grace_uses: REFRESH_GRACE_USES.load(Ordering::Relaxed),
+            client_max_ttl: CLIENT_MAX_TTL.load(Ordering::Relaxed),
         }
     }
 }
@@ -131,6 +171,9 @@ pub fn parse_module_args(args: &[RedisString]) -> Result<Vec<(&'static str, Stri
             .next()
             .map(|v| String::from_utf8_lossy(v.as_slice()).into_owned())
             .ok_or_else(|| format!("module argument '{name}' has no value"))?;
+        if out.iter().any(|(n, _)| *n == name) {
+            return Err(format!("module argument '{name}' is given twice"));
+        }
         if let Some(s) = INT_SETTINGS.iter().find(|s| s.name == name) {
             match value.parse::<i64>() {
                 Ok(v) if (s.min..=s.max).contains(&v) => out.push((s.name, value)),
@@ -142,8 +185,8 @@ pub fn parse_module_args(args: &[RedisString]) -> Result<Vec<(&'static str, Stri
                 }
             }
         } else if let Some(s) = BOOL_SETTINGS.iter().find(|s| s.name == name) {
-            match value.as_str() {
-                "yes" | "no" => out.push((s.name, value)),
+            match value.to_ascii_lowercase().as_str() {
+                v @ ("yes" | "no") => out.push((s.name, v.to_string())),
                 _ => return Err(format!("module argument '{name}' must be yes or no")),
             }
         } else {

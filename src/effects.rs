@@ -19,6 +19,11 @@ enum Op {
     PExpireAt(RedisString, i64),
     /// `SET key value PXAT at_ms`
     SetPxAt(RedisString, Vec<u8>, i64),
+    /// `SADD key member ...` (the 7.0 key API has no set calls: runs through
+    /// RedisModule_Call without propagation, which also raises the event)
+    SAdd(RedisString, Vec<Vec<u8>>),
+    /// `SREM key member ...`
+    SRem(RedisString, Vec<Vec<u8>>),
 }
 
 #[derive(Default)]
@@ -46,6 +51,18 @@ impl Effects {
     }
     pub fn set_pxat(&mut self, key: &RedisString, value: Vec<u8>, at_ms: i64) -> &mut Self {
         self.ops.push(Op::SetPxAt(key.clone(), value, at_ms));
+        self
+    }
+    pub fn sadd(&mut self, key: &RedisString, members: Vec<Vec<u8>>) -> &mut Self {
+        if !members.is_empty() {
+            self.ops.push(Op::SAdd(key.clone(), members));
+        }
+        self
+    }
+    pub fn srem(&mut self, key: &RedisString, members: Vec<Vec<u8>>) -> &mut Self {
+        if !members.is_empty() {
+            self.ops.push(Op::SRem(key.clone(), members));
+        }
         self
     }
     /// A new record: the hash and its expiry, one atomic step.
@@ -79,8 +96,8 @@ impl Effects {
                     let mut args: Vec<&[u8]> = Vec::with_capacity(1 + pairs.len() * 2);
                     args.push(key.as_slice());
                     for (f, v) in &pairs {
-                        let fs = ctx.create_string(f.as_slice());
-                        let vs = ctx.create_string(v.as_slice());
+                        let fs = crate::keys::rstr(ctx, f.as_slice());
+                        let vs = crate::keys::rstr(ctx, v.as_slice());
                         // SAFETY: k is an open writable key holding a hash or nothing;
                         // HashSet copies field and value; the list ends with NULL.
                         unsafe {
@@ -111,7 +128,7 @@ impl Effects {
                 }
                 Op::SetPxAt(key, value, at) => {
                     let k = Key::open(ctx, &key, true);
-                    let vs = ctx.create_string(value.as_slice());
+                    let vs = crate::keys::rstr(ctx, value.as_slice());
                     // SAFETY: k is an open writable key; StringSet copies the value.
                     unsafe {
                         if let Some(f) = raw::RedisModule_StringSet {
@@ -128,6 +145,8 @@ impl Effects {
                     ctx.notify_keyspace_event(NotifyEvent::STRING, "set", &key);
                     ctx.notify_keyspace_event(NotifyEvent::GENERIC, "expire", &key);
                 }
+                Op::SAdd(key, members) => set_call(ctx, "SADD", &key, &members),
+                Op::SRem(key, members) => set_call(ctx, "SREM", &key, &members),
             }
         }
     }
@@ -139,5 +158,16 @@ fn set_abs_expire(k: &Key, at_ms: i64) {
         if let Some(f) = raw::RedisModule_SetAbsExpire {
             f(k.raw(), at_ms);
         }
+    }
+}
+
+/// Runs SADD/SREM locally (not propagated; the call raises its own keyspace
+/// event) and replicates the same command.
+fn set_call(ctx: &Context, cmd: &str, key: &RedisString, members: &[Vec<u8>]) {
+    let mut args: Vec<&[u8]> = Vec::with_capacity(1 + members.len());
+    args.push(key.as_slice());
+    args.extend(members.iter().map(Vec::as_slice));
+    if ctx.call(cmd, args.as_slice()).is_ok() {
+        ctx.replicate(cmd, args.as_slice());
     }
 }

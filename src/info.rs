@@ -25,6 +25,13 @@ pub enum Counter {
     StatesConsumed,
     RateLimitAllowed,
     RateLimitLimited,
+    RefreshRotated,
+    RefreshReplayed,
+    RefreshReused,
+    GrantsRevoked,
+    CutoffsSet,
+    ClientsSaved,
+    ClientVerifyFailed,
     Panics,
 }
 
@@ -44,12 +51,19 @@ const NAMES: &[&str] = &[
     "states_consumed",
     "ratelimit_allowed",
     "ratelimit_limited",
+    "refresh_rotated",
+    "refresh_replayed",
+    "refresh_reused",
+    "grants_revoked",
+    "cutoffs_set",
+    "clients_saved",
+    "client_verify_failed",
     "panics",
 ];
 
 #[allow(clippy::declare_interior_mutable_const)]
 const ZERO: AtomicU64 = AtomicU64::new(0);
-static COUNTERS: [AtomicU64; 16] = [ZERO; 16];
+static COUNTERS: [AtomicU64; NAMES.len()] = [ZERO; NAMES.len()];
 
 pub fn bump(c: Counter) {
     add(c, 1);

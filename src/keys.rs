@@ -15,6 +15,7 @@ pub enum KeyKind {
     Missing,
     Hash,
     String,
+    Set,
     Other,
 }
 
@@ -54,6 +55,7 @@ impl Key {
             raw::KeyType::Empty => KeyKind::Missing,
             raw::KeyType::Hash => KeyKind::Hash,
             raw::KeyType::String => KeyKind::String,
+            raw::KeyType::Set => KeyKind::Set,
             _ => KeyKind::Other,
         }
     }
@@ -183,4 +185,46 @@ pub fn require_absent(key: &Key) -> OResult<()> {
         KeyKind::Missing => Ok(()),
         _ => Err(OAuthError::exists()),
     }
+}
+
+/// The members of a set key (through SMEMBERS; the 7.0 key API has no set reads).
+pub fn set_members(ctx: &Context, key: &RedisString) -> Vec<Vec<u8>> {
+    match ctx.call("SMEMBERS", &[key.as_slice()]) {
+        Ok(redis_module::RedisValue::Array(items)) => items
+            .into_iter()
+            .filter_map(|v| match v {
+                redis_module::RedisValue::SimpleString(s)
+                | redis_module::RedisValue::BulkString(s) => Some(s.into_bytes()),
+                redis_module::RedisValue::StringBuffer(b) => Some(b),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Reads optional cutoff keys (integer ms strings): missing keys are skipped.
+pub fn load_cutoffs(ctx: &Context, keys: &[&RedisString]) -> OResult<Vec<i64>> {
+    let mut out = Vec::with_capacity(keys.len());
+    for k in keys {
+        let key = Key::open(ctx, k, false);
+        match key.kind() {
+            KeyKind::Missing => {}
+            KeyKind::String => {
+                let raw = key.read_string().unwrap_or_default();
+                let v = crate::core::token::parse_cutoff(&raw).ok_or_else(|| {
+                    OAuthError::wrong_type("cutoff key holds a string that is not a cutoff time")
+                })?;
+                out.push(v);
+            }
+            _ => return Err(wrong_redis_type()),
+        }
+    }
+    Ok(out)
+}
+
+/// A module string from raw bytes. Binary-safe, unlike the crate's
+/// `Context::create_string`, which panics on a NUL byte.
+pub fn rstr(ctx: &Context, bytes: &[u8]) -> RedisString {
+    RedisString::create_from_slice(ctx.get_raw(), bytes)
 }

@@ -11,7 +11,7 @@ use super::{arg, bytes, expiry_at};
 use crate::clock::now_ms;
 use crate::core::record::{
     self, after_failure, check_exchange, code_state, AttemptOutcome, CodeState, ExchangeRequest,
-    GrantFailure, Kind, Record, F_ATTEMPTS,
+    GrantFailure, Kind, Record, F_ATTEMPTS, F_GRANT,
 };
 use crate::core::validate::{check_record_size, is_keyword, parse_fields, parse_ttl, Limits, Pair};
 use crate::core::{OAuthError, OResult};
@@ -44,49 +44,76 @@ pub fn savecode(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     Ok(Reply::Ok)
 }
 
-/// Options after the four fixed arguments of EXCHANGE.
+/// Options after the four fixed arguments of EXCHANGE, by argument index.
+#[derive(Default)]
 struct ExchangeOptions<'a> {
-    /// (argument index of token_key, ttl seconds)
+    /// (index of token_key, ttl seconds)
     issue: Option<(usize, i64)>,
+    /// (index of refresh_key, ttl seconds)
+    refresh: Option<(usize, i64)>,
+    /// index of grant_key
+    grant: Option<usize>,
     fields: Vec<Pair<'a>>,
 }
 
 fn parse_exchange_options<'a>(a: &[&'a [u8]], limits: &Limits) -> OResult<ExchangeOptions<'a>> {
-    let mut opts = ExchangeOptions {
-        issue: None,
-        fields: Vec::new(),
-    };
+    let mut opts = ExchangeOptions::default();
     let mut i = 5;
     let mut saw_fields = false;
+    let twice = |what: &str| OAuthError::invalid_request(format!("{what} is given twice"));
     while let Some(word) = a.get(i) {
         if is_keyword(word, "ISSUE") {
             if opts.issue.is_some() {
-                return Err(OAuthError::invalid_request("ISSUE is given twice"));
+                return Err(twice("ISSUE"));
             }
             let ttl = a.get(i + 2).ok_or_else(|| {
                 OAuthError::invalid_request("ISSUE needs token_key and token_ttl")
             })?;
             opts.issue = Some((i + 1, parse_ttl(ttl, limits.token_max_ttl)?));
             i += 3;
+        } else if is_keyword(word, "REFRESH") {
+            if opts.refresh.is_some() {
+                return Err(twice("REFRESH"));
+            }
+            let ttl = a.get(i + 2).ok_or_else(|| {
+                OAuthError::invalid_request("REFRESH needs refresh_key and refresh_ttl")
+            })?;
+            opts.refresh = Some((i + 1, parse_ttl(ttl, limits.refresh_max_ttl)?));
+            i += 3;
+        } else if is_keyword(word, "GRANT") {
+            if opts.grant.is_some() {
+                return Err(twice("GRANT"));
+            }
+            if a.get(i + 1).is_none() {
+                return Err(OAuthError::invalid_request("GRANT needs grant_key"));
+            }
+            opts.grant = Some(i + 1);
+            i += 2;
         } else if is_keyword(word, "FIELDS") {
             opts.fields = parse_fields(a.get(i..).unwrap_or_default(), limits)?;
             saw_fields = true;
             break;
         } else {
             return Err(OAuthError::invalid_request(
-                "unknown option; expected ISSUE token_key token_ttl or FIELDS numfields ...",
+                "unknown option; expected ISSUE, REFRESH, GRANT or FIELDS",
             ));
         }
     }
-    if saw_fields && opts.issue.is_none() {
+    if saw_fields && opts.issue.is_none() && opts.refresh.is_none() {
         return Err(OAuthError::invalid_request(
-            "FIELDS needs ISSUE: they are the issued token's fields",
+            "FIELDS needs ISSUE or REFRESH: they are the issued tokens' fields",
+        ));
+    }
+    if opts.refresh.is_some() && opts.grant.is_none() {
+        return Err(OAuthError::invalid_request(
+            "REFRESH needs GRANT: reuse detection revokes the refresh token's grant",
         ));
     }
     Ok(opts)
 }
 
-/// `OAUTH.EXCHANGE key client_id redirect_uri code_verifier [ISSUE token_key token_ttl] [FIELDS ...]`
+/// `OAUTH.EXCHANGE key client_id redirect_uri code_verifier [ISSUE token_key token_ttl]
+/// [REFRESH refresh_key refresh_ttl] [GRANT grant_key] [FIELDS ...]`
 pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     let a = bytes(args);
     let limits = Limits::load();
@@ -99,20 +126,35 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         verifier: arg(&a, 4)?,
     };
     let opts = parse_exchange_options(&a, &limits)?;
-    let token_key = match opts.issue {
-        Some((idx, ttl)) => {
-            let k = args
-                .get(idx)
-                .ok_or_else(|| OAuthError::invalid_request("ISSUE needs token_key"))?;
-            if k.as_slice() == code_key.as_slice() {
-                return Err(OAuthError::invalid_request(
-                    "token_key must differ from the code key",
-                ));
-            }
-            Some((k, ttl))
-        }
-        None => None,
+    let key_at = |idx: usize| {
+        args.get(idx)
+            .ok_or_else(|| OAuthError::invalid_request("wrong number of arguments"))
     };
+    let issue = opts
+        .issue
+        .map(|(i, ttl)| key_at(i).map(|k| (k, ttl)))
+        .transpose()?;
+    let refresh = opts
+        .refresh
+        .map(|(i, ttl)| key_at(i).map(|k| (k, ttl)))
+        .transpose()?;
+    let grant = opts.grant.map(key_at).transpose()?;
+    let mut named: Vec<&[u8]> = vec![code_key.as_slice()];
+    named.extend(issue.iter().map(|(k, _)| k.as_slice()));
+    named.extend(refresh.iter().map(|(k, _)| k.as_slice()));
+    named.extend(grant.iter().map(|k| k.as_slice()));
+    if named
+        .iter()
+        .enumerate()
+        .any(|(i, k)| named.get(..i).unwrap_or_default().contains(k))
+    {
+        return Err(OAuthError::invalid_request(
+            "the code, token, refresh and grant keys must all differ",
+        ));
+    }
+    if let Some(g) = grant {
+        super::grant::check(ctx, g)?;
+    }
 
     let (rec, code_expiry) = {
         let key = Key::open(ctx, code_key, true);
@@ -126,8 +168,11 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     if let CodeState::Consumed { token_key: issued } = code_state(&rec) {
         // RFC 6749 §4.1.2: a reused code revokes the tokens issued from it.
         let mut fx = Effects::new();
-        if let Some(issued) = issued {
-            let issued = ctx.create_string(issued);
+        if let Some(g) = super::grant::of(ctx, &rec) {
+            let n = super::grant::revoke_all(ctx, &mut fx, &g)?;
+            info::add(Counter::TokensRevoked, n.unsigned_abs());
+        } else if let Some(issued) = issued {
+            let issued = crate::keys::rstr(ctx, issued);
             let is_token = {
                 let k = Key::open(ctx, &issued, true);
                 k.kind() == KeyKind::Hash && Record::new(k.read_hash()).kind() == Some(Kind::Token)
@@ -163,41 +208,49 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         return Err(refuse(failure, burned));
     }
 
-    // The grant is valid. Check what ISSUE would create before writing anything.
-    let mut fx = Effects::new();
+    // The grant is valid. Check what would be created before writing anything.
+    let token_fields = record::token_fields_from_code(&rec, &opts.fields);
+    let created: Vec<(&RedisString, i64, Kind)> = issue
+        .iter()
+        .map(|(k, ttl)| (*k, *ttl, Kind::Token))
+        .chain(refresh.iter().map(|(k, ttl)| (*k, *ttl, Kind::Refresh)))
+        .collect();
+    if !created.is_empty() {
+        check_record_size(
+            i64::try_from(token_fields.len()).unwrap_or(i64::MAX),
+            token_fields.iter().map(|(f, v)| f.len() + v.len()),
+            &limits,
+        )?;
+    }
+    for (k, _, _) in &created {
+        require_absent(&Key::open(ctx, k, true))?;
+    }
     let tombstone_at = match code_expiry {
         Some(at) => at,
         None => expiry_at(now, limits.code_max_ttl)?,
     };
-    let token_fields = match token_key {
-        Some((tk, ttl)) => {
-            require_absent(&Key::open(ctx, tk, true))?;
-            let fields = record::token_fields_from_code(&rec, &opts.fields);
-            check_record_size(
-                i64::try_from(fields.len()).unwrap_or(i64::MAX),
-                fields.iter().map(|(f, v)| f.len() + v.len()),
-                &limits,
-            )?;
-            Some((
-                tk,
-                expiry_at(now, ttl)?,
-                record::new_record(Kind::Token, now, &fields),
-            ))
+
+    let mut fx = Effects::new();
+    let mut stone = record::tombstone(&rec, now, issue.map(|(k, _)| k.as_slice()));
+    if let Some(g) = grant {
+        stone.push((F_GRANT.to_vec(), g.as_slice().to_vec()));
+    }
+    fx.del(code_key).create_hash(code_key, stone, tombstone_at);
+    let mut members = vec![code_key.as_slice().to_vec()];
+    let mut latest = tombstone_at;
+    for (k, ttl, kind) in created {
+        let at = expiry_at(now, ttl)?;
+        let mut fields = record::new_record(kind, now, &token_fields);
+        if let Some(g) = grant {
+            fields.push((F_GRANT.to_vec(), g.as_slice().to_vec()));
         }
-        None => None,
-    };
-    fx.del(code_key).create_hash(
-        code_key,
-        record::tombstone(
-            &rec,
-            now,
-            token_fields.as_ref().map(|(tk, _, _)| tk.as_slice()),
-        ),
-        tombstone_at,
-    );
-    if let Some((tk, at, fields)) = token_fields {
-        fx.create_hash(tk, fields, at);
+        fx.create_hash(k, fields, at);
+        members.push(k.as_slice().to_vec());
+        latest = latest.max(at);
         info::bump(Counter::TokensSaved);
+    }
+    if let Some(g) = grant {
+        super::grant::register(ctx, &mut fx, g, members, latest);
     }
     fx.commit(ctx);
     info::bump(Counter::CodesExchanged);

@@ -14,9 +14,12 @@ use crate::core::{OAuthError, OResult};
 use crate::info::{self, Counter};
 use crate::reply::{self, Reply};
 
+pub mod client;
 pub mod code;
+pub mod grant;
 pub mod help;
 pub mod ratelimit;
+pub mod refresh;
 pub mod state;
 pub mod throttle;
 pub mod token;
@@ -57,7 +60,6 @@ pub struct KeyDef {
 
 pub struct CmdSpec {
     pub name: &'static str,
-    pub handler: Handler,
     pub entry: unsafe extern "C" fn(
         *mut raw::RedisModuleCtx,
         *mut *mut raw::RedisModuleString,
@@ -80,15 +82,15 @@ const UPDATE: u32 = raw::REDISMODULE_CMD_KEY_UPDATE;
 const INSERT: u32 = raw::REDISMODULE_CMD_KEY_INSERT;
 const DELETE: u32 = raw::REDISMODULE_CMD_KEY_DELETE;
 
-/// Builds a C entry point for a handler.
+/// Builds the C entry point of a handler: it runs inside [`dispatch`].
 macro_rules! entry {
-    ($idx:expr) => {{
+    ($handler:path) => {{
         unsafe extern "C" fn e(
             ctx: *mut raw::RedisModuleCtx,
             argv: *mut *mut raw::RedisModuleString,
             argc: c_int,
         ) -> c_int {
-            dispatch(ctx, argv, argc, $idx)
+            dispatch(ctx, argv, argc, $handler)
         }
         e
     }};
@@ -106,8 +108,7 @@ const fn key(pos: i32, flags: u32, notes: &'static str) -> KeyDef {
 pub static SPECS: &[CmdSpec] = &[
     CmdSpec {
         name: "oauth.savecode",
-        handler: code::savecode,
-        entry: entry!(0),
+        entry: entry!(code::savecode),
         flags: "write deny-oom",
         arity: -5,
         keys: &[key(1, OW | INSERT, "the authorization code record")],
@@ -117,55 +118,58 @@ pub static SPECS: &[CmdSpec] = &[
     },
     CmdSpec {
         name: "oauth.exchange",
-        handler: code::exchange,
-        entry: entry!(1),
-        flags: "write deny-oom",
+        entry: entry!(code::exchange),
+        flags: "write deny-oom no-monitor no-slowlog",
         arity: -5,
         keys: &[
             key(1, RW | ACCESS | UPDATE, "the authorization code; consumed into a tombstone"),
             KeyDef { begin: Begin::Keyword("ISSUE", 5), find: Find::Range(0), flags: OW | INSERT, notes: "the access-token record to create" },
+            KeyDef { begin: Begin::Keyword("REFRESH", 5), find: Find::Range(0), flags: OW | INSERT, notes: "the refresh-token record to create" },
+            KeyDef { begin: Begin::Keyword("GRANT", 5), find: Find::Range(0), flags: RW | INSERT, notes: "the grant index (a set)" },
         ],
-        syntax: "OAUTH.EXCHANGE key client_id redirect_uri code_verifier [ISSUE token_key token_ttl] [FIELDS numfields field value [field value ...]]",
+        syntax: "OAUTH.EXCHANGE key client_id redirect_uri code_verifier [ISSUE token_key token_ttl] [REFRESH refresh_key refresh_ttl] [GRANT grant_key] [FIELDS numfields field value [field value ...]]",
         summary: "Redeems an authorization code exactly once, verifying client, redirect URI and PKCE.",
         complexity: "O(N) where N is the number of fields of the code.",
     },
     CmdSpec {
         name: "oauth.savetoken",
-        handler: token::savetoken,
-        entry: entry!(2),
+        entry: entry!(token::savetoken),
         flags: "write deny-oom",
         arity: -5,
-        keys: &[key(1, OW | INSERT, "the token record")],
-        syntax: "OAUTH.SAVETOKEN key ttl FIELDS numfields field value [field value ...]",
+        keys: &[
+            key(1, OW | INSERT, "the token record"),
+            KeyDef { begin: Begin::Keyword("GRANT", 3), find: Find::Range(0), flags: RW | INSERT, notes: "the grant index (a set)" },
+        ],
+        syntax: "OAUTH.SAVETOKEN key ttl [GRANT grant_key] FIELDS numfields field value [field value ...]",
         summary: "Stores token metadata with its expiry in one step.",
         complexity: "O(N) where N is the number of fields.",
     },
     CmdSpec {
         name: "oauth.introspect",
-        handler: token::introspect,
-        entry: entry!(3),
+        entry: entry!(token::introspect),
         flags: "readonly fast",
-        arity: 2,
-        keys: &[key(1, RO | ACCESS, "the token record")],
-        syntax: "OAUTH.INTROSPECT key",
+        arity: -2,
+        keys: &[
+            key(1, RO | ACCESS, "the token record"),
+            KeyDef { begin: Begin::Keyword("CUTOFF", 2), find: Find::Keynum { keynumidx: 0, first: 1, step: 1 }, flags: RO | ACCESS, notes: "revoke-before cutoff keys" },
+        ],
+        syntax: "OAUTH.INTROSPECT key [CUTOFF numkeys cutoff_key [cutoff_key ...]]",
         summary: "Answers an RFC 7662 introspection map for a token record.",
         complexity: "O(N) where N is the number of fields of the token.",
     },
     CmdSpec {
         name: "oauth.revoke",
-        handler: token::revoke,
-        entry: entry!(4),
+        entry: entry!(token::revoke),
         flags: "write",
         arity: -2,
         keys: &[KeyDef { begin: Begin::Index(1), find: Find::Range(-1), flags: RM | DELETE, notes: "token records to remove" }],
         syntax: "OAUTH.REVOKE key [key ...]",
-        summary: "Removes token records; unknown keys are not an error (RFC 7009).",
+        summary: "Removes access/refresh-token records (a refresh token takes its grant's access tokens along); unknown keys are not an error (RFC 7009).",
         complexity: "O(N) where N is the number of keys.",
     },
     CmdSpec {
         name: "oauth.savestate",
-        handler: state::savestate,
-        entry: entry!(5),
+        entry: entry!(state::savestate),
         flags: "write deny-oom",
         arity: -5,
         keys: &[key(1, OW | INSERT, "the state record")],
@@ -175,8 +179,7 @@ pub static SPECS: &[CmdSpec] = &[
     },
     CmdSpec {
         name: "oauth.consumestate",
-        handler: state::consumestate,
-        entry: entry!(6),
+        entry: entry!(state::consumestate),
         flags: "write",
         arity: 2,
         keys: &[key(1, RW | ACCESS | DELETE, "the state record; deleted")],
@@ -186,8 +189,7 @@ pub static SPECS: &[CmdSpec] = &[
     },
     CmdSpec {
         name: "oauth.ratelimit",
-        handler: ratelimit::ratelimit,
-        entry: entry!(7),
+        entry: entry!(ratelimit::ratelimit),
         flags: "write deny-oom",
         arity: -4,
         keys: &[key(1, RW | ACCESS | UPDATE, "the counter")],
@@ -197,8 +199,7 @@ pub static SPECS: &[CmdSpec] = &[
     },
     CmdSpec {
         name: "oauth.help",
-        handler: help::help,
-        entry: entry!(8),
+        entry: entry!(help::help),
         flags: "readonly fast",
         arity: 1,
         keys: &[],
@@ -207,9 +208,83 @@ pub static SPECS: &[CmdSpec] = &[
         complexity: "O(1)",
     },
     CmdSpec {
+        name: "oauth.rotate",
+        entry: entry!(refresh::rotate),
+        flags: "write deny-oom",
+        arity: -4,
+        keys: &[
+            key(1, RW | ACCESS | UPDATE, "the refresh token presented; becomes a rotated tombstone"),
+            key(2, OW | INSERT, "the successor refresh token"),
+            KeyDef { begin: Begin::Keyword("ISSUE", 4), find: Find::Range(0), flags: OW | INSERT, notes: "the access token to create" },
+            KeyDef { begin: Begin::Keyword("CUTOFF", 4), find: Find::Keynum { keynumidx: 0, first: 1, step: 1 }, flags: RO | ACCESS, notes: "revoke-before cutoff keys" },
+        ],
+        syntax: "OAUTH.ROTATE old_key new_key refresh_ttl [ISSUE token_key token_ttl] [GRACE seconds] [CUTOFF numkeys cutoff_key ...] [FIELDS numfields field value ...]",
+        summary: "Rotates a refresh token once; a reused token revokes its grant, except for bounded retries within GRACE.",
+        complexity: "O(N) where N is the number of fields, plus the grant's size on reuse.",
+    },
+    CmdSpec {
+        name: "oauth.revokegrant",
+        entry: entry!(grant::revokegrant),
+        flags: "write",
+        arity: 2,
+        keys: &[key(1, RW | ACCESS | DELETE, "the grant index; its members are deleted too")],
+        syntax: "OAUTH.REVOKEGRANT grant_key",
+        summary: "Deletes every code tombstone, access and refresh token of a grant, and the grant index.",
+        complexity: "O(N) where N is the number of members.",
+    },
+    CmdSpec {
+        name: "oauth.revokebefore",
+        entry: entry!(refresh::revokebefore),
+        flags: "write deny-oom",
+        arity: 2,
+        keys: &[key(1, RW | UPDATE, "the cutoff key (Unix ms)")],
+        syntax: "OAUTH.REVOKEBEFORE cutoff_key",
+        summary: "O(1) revocation of every token created until now that is checked against this cutoff key (per subject or client).",
+        complexity: "O(1)",
+    },
+    CmdSpec {
+        name: "oauth.client.save",
+        entry: entry!(client::save),
+        flags: "write deny-oom no-monitor no-slowlog",
+        arity: -4,
+        keys: &[key(1, OW | UPDATE, "the client registration")],
+        syntax: "OAUTH.CLIENT.SAVE key [TTL seconds] FIELDS numfields field value [field value ...]",
+        summary: "Creates or replaces a client registration; a client_secret is stored only as its SHA-256.",
+        complexity: "O(N) where N is the number of fields.",
+    },
+    CmdSpec {
+        name: "oauth.client.verify",
+        entry: entry!(client::verify),
+        flags: "readonly fast no-monitor no-slowlog",
+        arity: 3,
+        keys: &[key(1, RO | ACCESS, "the client registration")],
+        syntax: "OAUTH.CLIENT.VERIFY key secret",
+        summary: "Checks a client secret in constant time: 1 or 0.",
+        complexity: "O(N) where N is the number of fields.",
+    },
+    CmdSpec {
+        name: "oauth.client.get",
+        entry: entry!(client::get),
+        flags: "readonly fast",
+        arity: 2,
+        keys: &[key(1, RO | ACCESS, "the client registration")],
+        syntax: "OAUTH.CLIENT.GET key",
+        summary: "Returns a client registration without secret material.",
+        complexity: "O(N) where N is the number of fields.",
+    },
+    CmdSpec {
+        name: "oauth.client.delete",
+        entry: entry!(client::delete),
+        flags: "write",
+        arity: 2,
+        keys: &[key(1, RM | DELETE, "the client registration")],
+        syntax: "OAUTH.CLIENT.DELETE key",
+        summary: "Removes a client registration: 1 if removed, 0 if absent.",
+        complexity: "O(N) where N is the number of fields.",
+    },
+    CmdSpec {
         name: "oauth.throttle",
-        handler: throttle::throttle,
-        entry: entry!(9),
+        entry: entry!(throttle::throttle),
         flags: "write deny-oom",
         arity: -5,
         keys: &[key(1, RW | ACCESS | UPDATE, "the GCRA state (theoretical arrival time)")],
@@ -219,8 +294,7 @@ pub static SPECS: &[CmdSpec] = &[
     },
     CmdSpec {
         name: "oauth.ratelimit.all",
-        handler: ratelimit::ratelimit_all,
-        entry: entry!(10),
+        entry: entry!(ratelimit::ratelimit_all),
         flags: "write deny-oom",
         arity: -5,
         keys: &[KeyDef {
@@ -240,16 +314,20 @@ fn dispatch(
     ctx: *mut raw::RedisModuleCtx,
     argv: *mut *mut raw::RedisModuleString,
     argc: c_int,
-    idx: usize,
+    handler: Handler,
 ) -> c_int {
     let context = Context::new(ctx);
     let result = catch_unwind(AssertUnwindSafe(|| {
         let args = redis_module::decode_args(ctx, argv, argc);
-        match SPECS.get(idx) {
-            Some(spec) => (spec.handler)(&context, &args),
-            None => Err(OAuthError::internal("unknown command slot")),
+        if context.is_keys_position_request() {
+            report_key_positions(&context, &args);
+            return Ok(Reply::Ok);
         }
+        handler(&context, &args)
     }));
+    if context.is_keys_position_request() {
+        return raw::Status::Ok as c_int;
+    }
     let result = result.unwrap_or_else(|_| {
         info::bump(Counter::Panics);
         Err(OAuthError::internal(
@@ -260,11 +338,92 @@ fn dispatch(
     raw::Status::Ok as c_int
 }
 
+/// Answers a keys-position request (commands flagged `getkeys-api`). Redis
+/// 7.0 routes Cluster requests and checks CROSSSLOT with the legacy
+/// first/last/step range, which cannot describe keys after a keyword or a
+/// count; such commands report their keys here, found by the same key specs
+/// that COMMAND INFO shows.
+fn report_key_positions(ctx: &Context, args: &[RedisString]) {
+    let a = bytes(args);
+    let Some(name) = a.first() else { return };
+    let Some(spec) = SPECS
+        .iter()
+        .find(|s| name.eq_ignore_ascii_case(s.name.as_bytes()))
+    else {
+        return;
+    };
+    for pos in key_positions(spec.keys, &a) {
+        if let Ok(p) = i32::try_from(pos) {
+            ctx.key_at_pos(p);
+        }
+    }
+}
+
+/// The argument positions of the keys described by `keys` in `a`. A keyword
+/// is searched from its start position up to a `FIELDS` keyword (always last,
+/// so field names and values are never taken for options).
+pub fn key_positions(keys: &[KeyDef], a: &[&[u8]]) -> Vec<usize> {
+    let mut out = Vec::new();
+    for k in keys {
+        let start = match k.begin {
+            Begin::Index(p) => usize::try_from(p).ok(),
+            Begin::Keyword(word, from) => usize::try_from(from).ok().and_then(|from| {
+                a.iter()
+                    .enumerate()
+                    .skip(from)
+                    .take_while(|(_, w)| !w.eq_ignore_ascii_case(b"FIELDS"))
+                    .find(|(_, w)| w.eq_ignore_ascii_case(word.as_bytes()))
+                    .map(|(i, _)| i + 1)
+            }),
+        };
+        let Some(start) = start else { continue };
+        match k.find {
+            Find::Range(last) if last >= 0 => {
+                let end = start + last as usize;
+                out.extend((start..=end).filter(|i| *i < a.len()));
+            }
+            Find::Range(_) => out.extend(start..a.len()),
+            Find::Keynum {
+                keynumidx,
+                first,
+                step,
+            } => {
+                let n = a
+                    .get(start + keynumidx.max(0) as usize)
+                    .and_then(|v| crate::core::validate::parse_i64(v))
+                    .and_then(|n| usize::try_from(n).ok())
+                    .unwrap_or(0);
+                let first = start + first.max(0) as usize;
+                let step = step.max(1) as usize;
+                out.extend(
+                    (0..n)
+                        .map(|i| first + i * step)
+                        .take_while(|i| *i < a.len()),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Whether a command needs the keys-position API (its keys are not one range).
+fn needs_getkeys_api(keys: &[KeyDef]) -> bool {
+    keys.iter().skip(1).any(|_| true)
+        || keys
+            .iter()
+            .any(|k| matches!(k.begin, Begin::Keyword(..)) || matches!(k.find, Find::Keynum { .. }))
+}
+
 /// Creates every command and sets its command info (arity, key specs, docs).
 pub fn register(ctx: &Context) -> Result<(), String> {
     for spec in SPECS {
         let name = CString::new(spec.name).map_err(|e| e.to_string())?;
-        let flags = CString::new(spec.flags).map_err(|e| e.to_string())?;
+        let flags = if needs_getkeys_api(spec.keys) {
+            format!("{} getkeys-api", spec.flags)
+        } else {
+            spec.flags.to_string()
+        };
+        let flags = CString::new(flags).map_err(|e| e.to_string())?;
         let (first, last, step) = legacy_range(spec.keys);
         // SAFETY: called from OnLoad with the module context; strings outlive the calls.
         unsafe {
@@ -294,6 +453,9 @@ pub fn register(ctx: &Context) -> Result<(), String> {
 }
 
 fn legacy_range(keys: &[KeyDef]) -> (c_int, c_int, c_int) {
+    if needs_getkeys_api(keys) {
+        return (0, 0, 0);
+    }
     match keys.first() {
         Some(KeyDef {
             begin: Begin::Index(p),

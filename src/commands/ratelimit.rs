@@ -40,7 +40,10 @@ fn parse_options(a: &[&[u8]], allow_sliding: bool) -> OResult<(i64, Mode)> {
     let mut i = 0;
     while let Some(word) = a.get(i) {
         if is_keyword(word, "COST") && cost.is_none() {
-            cost = Some(int_arg(arg(a, i + 1)?, "COST")?);
+            let n = a
+                .get(i + 1)
+                .ok_or_else(|| OAuthError::invalid_request("COST needs a value"))?;
+            cost = Some(int_arg(n, "COST")?);
             i += 2;
         } else if allow_sliding && is_keyword(word, "SLIDING") && mode.is_none() {
             mode = Some(Mode::Sliding);
@@ -76,7 +79,7 @@ fn load_counter(key: &Key) -> OResult<Option<CounterState>> {
         KeyKind::Hash => Err(OAuthError::wrong_type(
             "key holds a hash: a sliding-window counter needs SLIDING",
         )),
-        KeyKind::Other => Err(wrong_redis_type()),
+        KeyKind::Set | KeyKind::Other => Err(wrong_redis_type()),
     }
 }
 
@@ -106,9 +109,9 @@ fn load_sliding(key: &Key) -> OResult<Option<SlidingState>> {
             }
         }
         KeyKind::String => Err(OAuthError::wrong_type(
-            "key holds a fixed-window counter: drop SLIDING or use another key",
+            "key holds a string, not a sliding-window counter (a fixed-window counter needs no SLIDING)",
         )),
-        KeyKind::Other => Err(wrong_redis_type()),
+        KeyKind::Set | KeyKind::Other => Err(wrong_redis_type()),
     }
 }
 

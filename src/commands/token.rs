@@ -1,19 +1,22 @@
-//! Token metadata: `OAUTH.SAVETOKEN`, `OAUTH.INTROSPECT` (RFC 7662) and
-//! `OAUTH.REVOKE` (RFC 7009).
+//! Token metadata: `OAUTH.SAVETOKEN` (optionally in a grant),
+//! `OAUTH.INTROSPECT` (RFC 7662, with optional revoke-before cutoffs) and
+//! `OAUTH.REVOKE` (RFC 7009, with the refresh-token cascade of §2.1).
 
 use redis_module::{Context, RedisString};
 
+use super::refresh::parse_cutoff_list;
 use super::{arg, bytes, expiry_at};
 use crate::clock::now_ms;
-use crate::core::record::{self, Kind, Record, F_CREATED};
-use crate::core::validate::{parse_fields, parse_ttl, Limits};
+use crate::core::record::{self, Kind, Record, F_CREATED, F_GRANT};
+use crate::core::token::is_cut_off;
+use crate::core::validate::{is_keyword, parse_fields, parse_ttl, Limits};
 use crate::core::{OAuthError, OResult};
 use crate::effects::Effects;
 use crate::info::{self, Counter};
-use crate::keys::{load_record, require_absent, Key, KeyKind};
+use crate::keys::{load_cutoffs, require_absent, wrong_redis_type, Key, KeyKind};
 use crate::reply::{Reply, Value};
 
-/// `OAUTH.SAVETOKEN key ttl FIELDS numfields field value [field value ...]`
+/// `OAUTH.SAVETOKEN key ttl [GRANT grant_key] FIELDS numfields field value [field value ...]`
 pub fn savetoken(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     let a = bytes(args);
     let limits = Limits::load();
@@ -21,27 +24,66 @@ pub fn savetoken(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         .get(1)
         .ok_or_else(|| OAuthError::invalid_request("key is required"))?;
     let ttl = parse_ttl(arg(&a, 2)?, limits.token_max_ttl)?;
-    let fields = parse_fields(a.get(3..).unwrap_or_default(), &limits)?;
+    let (grant, from) = if a.get(3).is_some_and(|w| is_keyword(w, "GRANT")) {
+        let g = args
+            .get(4)
+            .ok_or_else(|| OAuthError::invalid_request("GRANT needs grant_key"))?;
+        if g.as_slice() == key.as_slice() {
+            return Err(OAuthError::invalid_request(
+                "grant_key must differ from the token key",
+            ));
+        }
+        (Some(g), 5)
+    } else {
+        (None, 3)
+    };
+    let fields = parse_fields(a.get(from..).unwrap_or_default(), &limits)?;
     require_absent(&Key::open(ctx, key, true))?;
+    if let Some(g) = grant {
+        super::grant::check(ctx, g)?;
+    }
 
     let now = now_ms();
+    let at = expiry_at(now, ttl)?;
+    let mut rec = record::new_record(Kind::Token, now, &fields);
     let mut fx = Effects::new();
-    fx.create_hash(
-        key,
-        record::new_record(Kind::Token, now, &fields),
-        expiry_at(now, ttl)?,
-    );
+    if let Some(g) = grant {
+        rec.push((F_GRANT.to_vec(), g.as_slice().to_vec()));
+        fx.create_hash(key, rec, at);
+        super::grant::register(ctx, &mut fx, g, vec![key.as_slice().to_vec()], at);
+    } else {
+        fx.create_hash(key, rec, at);
+    }
     fx.commit(ctx);
     info::bump(Counter::TokensSaved);
     Ok(Reply::Ok)
 }
 
-/// `OAUTH.INTROSPECT key`: `active` true with the token's fields, `exp` and
-/// `iat` in Unix seconds; anything else answers only `active` false.
+/// `OAUTH.INTROSPECT key [CUTOFF numkeys cutoff_key ...]`: `active` true with
+/// the token's fields, `exp` and `iat` in Unix seconds; a missing, expired,
+/// revoked, cut-off or non-token key answers only `active` false.
 pub fn introspect(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
+    let a = bytes(args);
     let key = args
         .get(1)
         .ok_or_else(|| OAuthError::invalid_request("key is required"))?;
+    let cutoff_keys: Vec<&RedisString> = match a.get(2) {
+        None => Vec::new(),
+        Some(w) if is_keyword(w, "CUTOFF") => {
+            let (idx, next) = parse_cutoff_list(&a, 2)?;
+            if next != a.len() {
+                return Err(OAuthError::invalid_request(
+                    "unexpected arguments after the CUTOFF keys",
+                ));
+            }
+            idx.iter().filter_map(|i| args.get(*i)).collect()
+        }
+        Some(_) => {
+            return Err(OAuthError::invalid_request(
+                "unknown option; expected CUTOFF numkeys key ...",
+            ))
+        }
+    };
     info::bump(Counter::TokensIntrospected);
     let k = Key::open(ctx, key, false);
     let rec = match k.kind() {
@@ -49,6 +91,9 @@ pub fn introspect(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         _ => return Ok(inactive()),
     };
     if rec.kind() != Some(Kind::Token) {
+        return Ok(inactive());
+    }
+    if !cutoff_keys.is_empty() && is_cut_off(&rec, &load_cutoffs(ctx, &cutoff_keys)?) {
         return Ok(inactive());
     }
     let mut out: Vec<(Vec<u8>, Value)> = Vec::with_capacity(rec.fields.len() + 2);
@@ -71,18 +116,18 @@ fn inactive() -> Reply {
     Reply::Map(vec![(b"active".to_vec(), Value::Bool(false))])
 }
 
-/// `OAUTH.REVOKE key [key ...]`: removes token records and answers how many.
-/// Unknown keys count 0 (RFC 7009 §2.2); a key of another kind fails the whole
-/// call before anything is removed.
+/// `OAUTH.REVOKE key [key ...]`: removes access- and refresh-token records and
+/// answers how many were removed. Revoking a refresh token also removes its
+/// grant's access tokens (counted too). Unknown keys count 0 (RFC 7009 §2.2);
+/// a key of another kind fails the whole call before anything is removed.
 pub fn revoke(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     let keys = args.get(1..).unwrap_or_default();
     if keys.is_empty() {
         return Err(OAuthError::invalid_request("at least one key is required"));
     }
-    let mut fx = Effects::new();
-    let mut removed: i64 = 0;
+    // Check every key first, so a WRONGTYPE anywhere changes nothing.
+    let mut found: Vec<(&RedisString, Record)> = Vec::new();
     for (i, key) in keys.iter().enumerate() {
-        // A key listed twice is removed once.
         if keys
             .get(..i)
             .unwrap_or_default()
@@ -91,9 +136,32 @@ pub fn revoke(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         {
             continue;
         }
-        if load_record(&Key::open(ctx, key, true), Kind::Token)?.is_some() {
-            fx.del(key);
-            removed += 1;
+        let k = Key::open(ctx, key, true);
+        match k.kind() {
+            KeyKind::Missing => {}
+            KeyKind::Hash => {
+                let rec = Record::new(k.read_hash());
+                match rec.kind() {
+                    Some(Kind::Token) | Some(Kind::Refresh) => found.push((key, rec)),
+                    _ => return Err(record::wrong_kind(Kind::Token)),
+                }
+            }
+            _ => return Err(wrong_redis_type()),
+        }
+    }
+    let mut fx = Effects::new();
+    let mut removed: i64 = 0;
+    let listed: Vec<&[u8]> = found.iter().map(|(k, _)| k.as_slice()).collect();
+    let mut cascaded: Vec<Vec<u8>> = Vec::new();
+    for (key, rec) in &found {
+        fx.del(key);
+        removed += 1;
+        if let Some(g) = super::grant::of(ctx, rec) {
+            fx.srem(&g, vec![key.as_slice().to_vec()]);
+            if rec.kind() == Some(Kind::Refresh) && !cascaded.contains(&g.as_slice().to_vec()) {
+                cascaded.push(g.as_slice().to_vec());
+                removed += super::grant::revoke_access_tokens_except(ctx, &mut fx, &g, &listed);
+            }
         }
     }
     fx.commit(ctx);

@@ -13,6 +13,8 @@ pub enum ErrorCode {
     InvalidGrant,
     /// A malformed argument: bad number, bad option, oversized value, reserved field.
     InvalidRequest,
+    /// A refresh asked for a scope wider than the grant's (RFC 6749 §6).
+    InvalidScope,
     /// A create found the key already present.
     Exists,
     /// The key holds another Redis type, or a record of another kind.
@@ -26,6 +28,7 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidGrant => "INVALID_GRANT",
             ErrorCode::InvalidRequest => "INVALID_REQUEST",
+            ErrorCode::InvalidScope => "INVALID_SCOPE",
             ErrorCode::Exists => "EXISTS",
             ErrorCode::WrongType => "WRONGTYPE",
             ErrorCode::Internal => "ERR",

@@ -8,6 +8,7 @@ pub mod pkce;
 pub mod rate;
 pub mod record;
 pub mod sliding;
+pub mod token;
 pub mod validate;
 
 pub use error::{ErrorCode, OAuthError, OResult};

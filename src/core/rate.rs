@@ -115,7 +115,16 @@ pub fn fixed_window(p: FixedWindow, state: Option<CounterState>, now_ms: i64) ->
     if allowed {
         let new_count = count + p.cost; // cannot overflow: checked above
         let (write, at) = if peek {
-            (None, expire_at)
+            // A peek counts nothing, but an immortal counter still gets its expiry.
+            let repair = match state {
+                Some(CounterState {
+                    expire_at_ms: None, ..
+                }) => Some(CounterWrite::Expire {
+                    expire_at_ms: fresh_expiry,
+                }),
+                _ => None,
+            };
+            (repair, expire_at.or(repair.map(|_| fresh_expiry)))
         } else {
             let at = expire_at.unwrap_or(fresh_expiry);
             (
@@ -151,7 +160,7 @@ pub fn fixed_window(p: FixedWindow, state: Option<CounterState>, now_ms: i64) ->
         };
         // A cost above the limit can never be allowed: say so with -1, as CL.THROTTLE does.
         let retry = if p.cost > p.limit { -1 } else { wait };
-        let write = if had_expiry || peek {
+        let write = if had_expiry {
             None
         } else {
             Some(CounterWrite::Expire { expire_at_ms: at })
@@ -307,7 +316,7 @@ mod tests {
     }
 
     #[test]
-    fn peek_never_writes() {
+    fn peek_writes_nothing_but_repairs() {
         let p = fw(3, 10, 0);
         let d = fixed_window(p, None, 0);
         assert_eq!(d.reply.to_array(), [0, 3, 3, -1, 0]);
@@ -331,7 +340,28 @@ mod tests {
             0,
         );
         assert!(d.reply.limited);
-        assert_eq!(d.write, None);
+        // A peek counts nothing, but an immortal counter still gets its expiry.
+        assert_eq!(
+            d.write,
+            Some(CounterWrite::Expire {
+                expire_at_ms: 10_000
+            })
+        );
+        let d = fixed_window(
+            p,
+            Some(CounterState {
+                count: 1,
+                expire_at_ms: None,
+            }),
+            0,
+        );
+        assert_eq!(d.reply.to_array(), [0, 3, 2, -1, 10]);
+        assert_eq!(
+            d.write,
+            Some(CounterWrite::Expire {
+                expire_at_ms: 10_000
+            })
+        );
     }
 
     #[test]

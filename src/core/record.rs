@@ -13,6 +13,8 @@ pub const F_CREATED: &[u8] = b"_created";
 pub const F_ATTEMPTS: &[u8] = b"_attempts";
 pub const F_CONSUMED: &[u8] = b"_consumed";
 pub const F_TOKEN: &[u8] = b"_token";
+/// The grant index a record belongs to.
+pub const F_GRANT: &[u8] = b"_grant";
 
 pub const F_CLIENT_ID: &[u8] = b"client_id";
 pub const F_REDIRECT_URI: &[u8] = b"redirect_uri";
@@ -30,6 +32,8 @@ pub enum Kind {
     Code,
     Token,
     State,
+    Refresh,
+    Client,
 }
 
 impl Kind {
@@ -38,6 +42,8 @@ impl Kind {
             Kind::Code => b"code",
             Kind::Token => b"token",
             Kind::State => b"state",
+            Kind::Refresh => b"refresh",
+            Kind::Client => b"client",
         }
     }
     pub fn parse(raw: &[u8]) -> Option<Kind> {
@@ -45,6 +51,8 @@ impl Kind {
             b"code" => Some(Kind::Code),
             b"token" => Some(Kind::Token),
             b"state" => Some(Kind::State),
+            b"refresh" => Some(Kind::Refresh),
+            b"client" => Some(Kind::Client),
             _ => None,
         }
     }
@@ -54,6 +62,8 @@ impl Kind {
             Kind::Code => "an authorization code",
             Kind::Token => "a token record",
             Kind::State => "a state record",
+            Kind::Refresh => "a refresh-token record",
+            Kind::Client => "a client registration",
         }
     }
 }
@@ -278,6 +288,9 @@ pub fn tombstone(rec: &Record, now_ms: i64, token_key: Option<&[u8]>) -> Vec<(Ve
     out.push((F_CONSUMED.to_vec(), now_ms.to_string().into_bytes()));
     if let Some(t) = token_key {
         out.push((F_TOKEN.to_vec(), t.to_vec()));
+    }
+    if let Some(g) = rec.get(F_GRANT) {
+        out.push((F_GRANT.to_vec(), g.to_vec()));
     }
     out
 }

@@ -17,6 +17,10 @@ pub struct Limits {
     pub allow_plain_pkce: bool,
     pub record_max_fields: i64,
     pub record_max_bytes: i64,
+    pub refresh_max_ttl: i64,
+    pub refresh_grace_max: i64,
+    pub refresh_grace_uses: i64,
+    pub client_max_ttl: i64,
 }
 
 impl Default for Limits {
@@ -30,6 +34,10 @@ impl Default for Limits {
             allow_plain_pkce: false,
             record_max_fields: 64,
             record_max_bytes: 16_384,
+            refresh_max_ttl: 31_536_000,
+            refresh_grace_max: 300,
+            refresh_grace_uses: 2,
+            client_max_ttl: 10 * 366 * 24 * 3600,
         }
     }
 }
@@ -108,9 +116,13 @@ pub fn parse_fields<'a>(args: &[&'a [u8]], limits: &Limits) -> OResult<Vec<Pair<
         .ok_or_else(|| OAuthError::invalid_request("numfields must be a non-negative integer"))?;
     let given = pairs.len() / 2;
     if pairs.len() % 2 != 0 || i64::try_from(given).ok() != Some(n) {
+        let given = if pairs.len() % 2 == 0 {
+            format!("{} pairs follow", pairs.len() / 2)
+        } else {
+            format!("{} arguments follow, an odd number", pairs.len())
+        };
         return Err(OAuthError::invalid_request(format!(
-            "numfields is {n} but {} arguments follow; FIELDS must be last and hold exactly numfields field value pairs",
-            pairs.len()
+            "numfields is {n} but {given}; FIELDS must be last and hold exactly numfields field value pairs"
         )));
     }
     check_record_size(n, pairs.iter().map(|p| p.len()), limits)?;

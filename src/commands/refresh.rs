@@ -1,0 +1,286 @@
+//! Refresh-token rotation: `OAUTH.ROTATE old_key new_key refresh_ttl
+//! [ISSUE token_key token_ttl] [GRACE seconds] [CUTOFF numkeys key ...] [FIELDS ...]`.
+//!
+//! One atomic step: a live old token is marked rotated (a tombstone that
+//! remembers its successor) and the successor is created in the same grant with
+//! the old fields (scope cannot widen), optionally with an access token.
+//! Presenting a rotated token again revokes the whole grant, except within the
+//! grace window, where it answers the same successor a bounded number of times.
+
+use redis_module::{Context, RedisString};
+
+use super::{arg, bytes, expiry_at};
+use crate::clock::now_ms;
+use crate::core::record::{self, Kind, Record, F_CREATED, F_GRANT, F_KIND};
+use crate::core::token::{
+    decide_rotation, is_cut_off, rotated_marks, successor_fields, RotateDecision, F_GRACE_LEFT,
+};
+use crate::core::validate::{
+    check_record_size, is_keyword, parse_bounded, parse_fields, parse_ttl, Limits, Pair,
+};
+use crate::core::{ErrorCode, OAuthError, OResult};
+use crate::effects::Effects;
+use crate::info::{self, Counter};
+use crate::keys::{load_cutoffs, load_record, require_absent, Key};
+use crate::reply::{Reply, Value};
+
+#[derive(Default)]
+struct RotateOptions<'a> {
+    issue: Option<(usize, i64)>,
+    grace_s: i64,
+    cutoffs: Vec<usize>,
+    fields: Vec<Pair<'a>>,
+}
+
+/// Parses `[CUTOFF numkeys key ...]` starting at the keyword; returns the key
+/// indexes and the index after them.
+pub fn parse_cutoff_list(a: &[&[u8]], at: usize) -> OResult<(Vec<usize>, usize)> {
+    let n = parse_bounded(arg(a, at + 1)?, "CUTOFF numkeys", 1, 64)? as usize;
+    if a.len() < at + 2 + n {
+        return Err(OAuthError::invalid_request(
+            "CUTOFF numkeys is larger than the keys that follow",
+        ));
+    }
+    Ok(((at + 2..at + 2 + n).collect(), at + 2 + n))
+}
+
+fn parse_options<'a>(a: &[&'a [u8]], limits: &Limits) -> OResult<RotateOptions<'a>> {
+    let mut o = RotateOptions::default();
+    let (mut seen_issue, mut seen_grace, mut seen_cutoff) = (false, false, false);
+    let mut i = 4;
+    while let Some(word) = a.get(i) {
+        if is_keyword(word, "ISSUE") && !seen_issue {
+            seen_issue = true;
+            arg(a, i + 1)?;
+            o.issue = Some((i + 1, parse_ttl(arg(a, i + 2)?, limits.token_max_ttl)?));
+            i += 3;
+        } else if is_keyword(word, "GRACE") && !seen_grace {
+            seen_grace = true;
+            o.grace_s = parse_bounded(arg(a, i + 1)?, "GRACE", 0, limits.refresh_grace_max)?;
+            i += 2;
+        } else if is_keyword(word, "CUTOFF") && !seen_cutoff {
+            seen_cutoff = true;
+            let (keys, next) = parse_cutoff_list(a, i)?;
+            o.cutoffs = keys;
+            i = next;
+        } else if is_keyword(word, "FIELDS") {
+            o.fields = parse_fields(a.get(i..).unwrap_or_default(), limits)?;
+            break;
+        } else {
+            return Err(OAuthError::invalid_request(
+                "unknown or repeated option; expected ISSUE, GRACE, CUTOFF or FIELDS",
+            ));
+        }
+    }
+    Ok(o)
+}
+
+/// The reply: the successor's caller fields, then `_refresh_key`,
+/// `_access_key` (when an access token was issued) and `_replayed` (1 when a
+/// grace-window retry got the existing successor).
+fn answer(
+    fields: Vec<(Vec<u8>, Vec<u8>)>,
+    refresh: &[u8],
+    access: Option<&[u8]>,
+    replayed: bool,
+) -> Reply {
+    let mut out: Vec<(Vec<u8>, Value)> = fields
+        .into_iter()
+        .map(|(f, v)| (f, Value::Bytes(v)))
+        .collect();
+    out.push((b"_refresh_key".to_vec(), Value::Bytes(refresh.to_vec())));
+    if let Some(a) = access {
+        out.push((b"_access_key".to_vec(), Value::Bytes(a.to_vec())));
+    }
+    out.push((b"_replayed".to_vec(), Value::Int(i64::from(replayed))));
+    Reply::Map(out)
+}
+
+fn reused(ctx: &Context, old: &Record) -> OResult<Reply> {
+    let mut fx = Effects::new();
+    if let Some(g) = super::grant::of(ctx, old) {
+        let n = super::grant::revoke_all(ctx, &mut fx, &g)?;
+        info::add(Counter::TokensRevoked, n.unsigned_abs());
+    }
+    fx.commit(ctx);
+    info::bump(Counter::RefreshReused);
+    Err(OAuthError::invalid_grant(
+        "refresh token reused; its grant is revoked",
+    ))
+}
+
+pub fn rotate(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
+    let a = bytes(args);
+    let limits = Limits::load();
+    let old_key = args
+        .get(1)
+        .ok_or_else(|| OAuthError::invalid_request("old_key is required"))?;
+    let new_key = args
+        .get(2)
+        .ok_or_else(|| OAuthError::invalid_request("new_key is required"))?;
+    let ttl = parse_ttl(arg(&a, 3)?, limits.refresh_max_ttl)?;
+    let opts = parse_options(&a, &limits)?;
+    let token_key = opts.issue.and_then(|(i, t)| args.get(i).map(|k| (k, t)));
+    let mut named: Vec<&[u8]> = vec![old_key.as_slice(), new_key.as_slice()];
+    named.extend(token_key.iter().map(|(k, _)| k.as_slice()));
+    if named
+        .iter()
+        .enumerate()
+        .any(|(i, k)| named.get(..i).unwrap_or_default().contains(k))
+    {
+        return Err(OAuthError::invalid_request(
+            "old_key, new_key and token_key must all differ",
+        ));
+    }
+    let cutoff_keys: Vec<&RedisString> = opts.cutoffs.iter().filter_map(|i| args.get(*i)).collect();
+    let cutoffs = load_cutoffs(ctx, &cutoff_keys)?;
+
+    let (old, old_expiry) = {
+        let k = Key::open(ctx, old_key, true);
+        match load_record(&k, Kind::Refresh)? {
+            Some(r) => (r, k.abs_expire()),
+            None => {
+                return Err(OAuthError::invalid_grant(
+                    "refresh token not found or expired",
+                ))
+            }
+        }
+    };
+    if is_cut_off(&old, &cutoffs) {
+        return Err(OAuthError::invalid_grant("refresh token revoked"));
+    }
+    let now = now_ms();
+
+    match decide_rotation(&old, now) {
+        RotateDecision::Reuse => reused(ctx, &old),
+        RotateDecision::Replay {
+            successor,
+            access,
+            uses_left,
+        } => {
+            // Only a successor that is still live and unrotated can be handed out again.
+            let succ_key = crate::keys::rstr(ctx, successor.as_slice());
+            let succ = load_record(&Key::open(ctx, &succ_key, false), Kind::Refresh)
+                .ok()
+                .flatten();
+            match succ {
+                Some(s) if decide_rotation(&s, now) == RotateDecision::Rotate => {
+                    let mut fx = Effects::new();
+                    fx.hset(
+                        old_key,
+                        vec![(F_GRACE_LEFT.to_vec(), uses_left.to_string().into_bytes())],
+                    );
+                    fx.commit(ctx);
+                    info::bump(Counter::RefreshReplayed);
+                    let fields = s
+                        .user_fields()
+                        .map(|(f, v)| (f.to_vec(), v.to_vec()))
+                        .collect();
+                    Ok(answer(fields, &successor, access.as_deref(), true))
+                }
+                _ => reused(ctx, &old),
+            }
+        }
+        RotateDecision::Rotate => {
+            let fields = successor_fields(&old, &opts.fields)
+                .map_err(|m| OAuthError::new(ErrorCode::InvalidScope, m))?;
+            check_record_size(
+                i64::try_from(fields.len()).unwrap_or(i64::MAX),
+                fields.iter().map(|(f, v)| f.len() + v.len()),
+                &limits,
+            )?;
+            require_absent(&Key::open(ctx, new_key, true))?;
+            if let Some((tk, _)) = token_key {
+                require_absent(&Key::open(ctx, tk, true))?;
+            }
+            let grant = super::grant::of(ctx, &old);
+            if let Some(g) = &grant {
+                super::grant::check(ctx, g)?;
+            }
+            let with_grant = |mut f: Vec<(Vec<u8>, Vec<u8>)>| {
+                if let Some(g) = old.get(F_GRANT) {
+                    f.push((F_GRANT.to_vec(), g.to_vec()));
+                }
+                f
+            };
+            let mut fx = Effects::new();
+            // The old token becomes a tombstone: bookkeeping and the rotation marks.
+            let mut stone: Vec<(Vec<u8>, Vec<u8>)> =
+                vec![(F_KIND.to_vec(), Kind::Refresh.as_bytes().to_vec())];
+            if let Some(c) = old.get(F_CREATED) {
+                stone.push((F_CREATED.to_vec(), c.to_vec()));
+            }
+            stone = with_grant(stone);
+            stone.extend(rotated_marks(
+                now,
+                new_key.as_slice(),
+                token_key.map(|(k, _)| k.as_slice()),
+                opts.grace_s.saturating_mul(1000),
+                limits.refresh_grace_uses,
+            ));
+            let stone_at = match old_expiry {
+                Some(at) => at,
+                None => expiry_at(now, limits.refresh_max_ttl)?,
+            };
+            fx.del(old_key).create_hash(old_key, stone, stone_at);
+            let new_at = expiry_at(now, ttl)?;
+            fx.create_hash(
+                new_key,
+                with_grant(record::new_record(Kind::Refresh, now, &fields)),
+                new_at,
+            );
+            let mut members = vec![new_key.as_slice().to_vec()];
+            let mut latest = new_at.max(stone_at);
+            if let Some((tk, tttl)) = token_key {
+                let at = expiry_at(now, tttl)?;
+                fx.create_hash(
+                    tk,
+                    with_grant(record::new_record(Kind::Token, now, &fields)),
+                    at,
+                );
+                members.push(tk.as_slice().to_vec());
+                latest = latest.max(at);
+                info::bump(Counter::TokensSaved);
+            }
+            if let Some(g) = &grant {
+                super::grant::register(ctx, &mut fx, g, members, latest);
+            }
+            fx.commit(ctx);
+            info::bump(Counter::RefreshRotated);
+            let reply_fields = fields
+                .iter()
+                .map(|(f, v)| (f.to_vec(), v.to_vec()))
+                .collect();
+            Ok(answer(
+                reply_fields,
+                new_key.as_slice(),
+                token_key.map(|(k, _)| k.as_slice()),
+                false,
+            ))
+        }
+    }
+}
+
+/// `OAUTH.REVOKEBEFORE cutoff_key`: every token created at or before now that
+/// is checked against this key (INTROSPECT / ROTATE ... CUTOFF) is inactive.
+/// The key holds the cutoff in Unix ms and expires when no token it could
+/// affect can still be alive (the longest token or refresh ttl from now).
+pub fn revokebefore(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
+    let key = args
+        .get(1)
+        .ok_or_else(|| OAuthError::invalid_request("key is required"))?;
+    let limits = Limits::load();
+    let existing = load_cutoffs(ctx, &[key])?;
+    let now = now_ms();
+    let cutoff = existing.iter().copied().fold(now, i64::max);
+    let horizon = expiry_at(now, limits.token_max_ttl.max(limits.refresh_max_ttl))?;
+    let at = Key::open(ctx, key, false)
+        .abs_expire()
+        .unwrap_or(0)
+        .max(horizon);
+    let mut fx = Effects::new();
+    fx.set_pxat(key, cutoff.to_string().into_bytes(), at);
+    fx.commit(ctx);
+    info::bump(Counter::CutoffsSet);
+    Ok(Reply::Integer(cutoff))
+}
