@@ -347,21 +347,32 @@ pub fn save_code(c: &mut Connection, key: &str) {
 pub type KeyState = (String, String, Vec<(String, String)>, i64);
 
 pub fn snapshot(c: &mut Connection) -> Vec<KeyState> {
-    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(c).expect("KEYS");
+    // Binary-safe: keys, fields and values are shown with non-printable bytes escaped.
+    let esc = |b: &[u8]| b.escape_ascii().to_string();
+    let mut keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(c).expect("KEYS");
     keys.sort();
     let mut out = Vec::new();
     for k in keys {
         let t: String = redis::cmd("TYPE").arg(&k).query(c).expect("TYPE");
         let content: Vec<(String, String)> = match t.as_str() {
             "hash" => {
-                let mut v: Vec<(String, String)> =
+                let v: Vec<(Vec<u8>, Vec<u8>)> =
                     redis::cmd("HGETALL").arg(&k).query(c).expect("HGETALL");
+                let mut v: Vec<(String, String)> =
+                    v.iter().map(|(f, x)| (esc(f), esc(x))).collect();
                 v.sort();
                 v
             }
             "string" => {
-                let v: String = redis::cmd("GET").arg(&k).query(c).expect("GET");
-                vec![(String::new(), v)]
+                let v: Vec<u8> = redis::cmd("GET").arg(&k).query(c).expect("GET");
+                vec![(String::new(), esc(&v))]
+            }
+            "set" => {
+                let v: Vec<Vec<u8>> = redis::cmd("SMEMBERS").arg(&k).query(c).expect("SMEMBERS");
+                let mut v: Vec<(String, String)> =
+                    v.iter().map(|m| (esc(m), String::new())).collect();
+                v.sort();
+                v
             }
             _ => vec![],
         };
@@ -369,7 +380,77 @@ pub fn snapshot(c: &mut Connection) -> Vec<KeyState> {
             .arg(&k)
             .query(c)
             .expect("PEXPIRETIME");
-        out.push((k, t, content, exp));
+        out.push((esc(&k), t, content, exp));
     }
     out
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers shared by the command tests.
+// ---------------------------------------------------------------------------
+
+/// Runs a command that must answer `OK`.
+pub fn ok(c: &mut Connection, args: &[&str]) {
+    match run(c, args) {
+        Ok(Value::Okay) => {}
+        other => panic!("expected OK from {args:?}, got {other:?}"),
+    }
+}
+
+/// HGETALL of a key, sorted by field name.
+pub fn hgetall(c: &mut Connection, key: &str) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = redis::cmd("HGETALL").arg(key).query(c).expect("HGETALL");
+    v.sort();
+    v
+}
+
+/// PEXPIRETIME of a key (-2 missing, -1 no expiry).
+pub fn pexpiretime(c: &mut Connection, key: &str) -> i64 {
+    redis::cmd("PEXPIRETIME")
+        .arg(key)
+        .query(c)
+        .expect("PEXPIRETIME")
+}
+
+pub fn exists(c: &mut Connection, key: &str) -> bool {
+    let n: i64 = redis::cmd("EXISTS").arg(key).query(c).expect("EXISTS");
+    n == 1
+}
+
+/// The server clock in Unix milliseconds (TIME).
+pub fn server_ms(c: &mut Connection) -> i64 {
+    let (s, us): (i64, i64) = redis::cmd("TIME").query(c).expect("TIME");
+    s * 1000 + us / 1000
+}
+
+/// Owned, sorted (field, value) pairs from string slices.
+pub fn owned(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = p
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A map reply's pairs, sorted by field name.
+pub fn sorted_pairs(v: &Value) -> Vec<(String, String)> {
+    let mut p = pairs(v);
+    p.sort();
+    p
+}
+
+/// One `oauth_<name>` counter from `INFO oauth`.
+pub fn info_counter(c: &mut Connection, name: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("oauth")
+        .query(c)
+        .expect("INFO oauth");
+    let prefix = format!("oauth_{name}:");
+    info.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("INFO oauth has no {prefix}\n{info}"))
+        .trim()
+        .parse()
+        .expect("counter value")
 }
