@@ -180,3 +180,281 @@ fn aof_reload_reaches_the_same_state() {
     );
     assert_eq!(e, "INVALID_GRANT authorization code already used");
 }
+
+/// A deterministic xorshift PRNG.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// A long random mix of every write command, with failures (bad verifiers,
+/// reuse, wrong kinds) and 1-second TTLs so keys expire during the run.
+fn random_mix(c: &mut Connection, seed: u64, n: usize) {
+    let mut r = Rng(seed);
+    for i in 0..n {
+        let t = r.next(40); // hash tag: grants and their members share it
+        let tag = format!("{{m{t}}}");
+        let ttl = if r.next(4) == 0 { "1" } else { "300" };
+        let code = format!("code:{tag}:{}", r.next(6));
+        let verifier = if r.next(5) == 0 {
+            "wrong-verifier-wrong-verifier-wrong-verifier"
+        } else {
+            VERIFIER
+        };
+        let args: Vec<String> = match r.next(12) {
+            0 | 1 => vec![
+                "OAUTH.SAVECODE".into(),
+                code,
+                ttl.into(),
+                "FIELDS".into(),
+                "5".into(),
+                "client_id".into(),
+                "app1".into(),
+                "redirect_uri".into(),
+                "https://app/cb".into(),
+                "code_challenge".into(),
+                CHALLENGE.into(),
+                "code_challenge_method".into(),
+                "S256".into(),
+                "scope".into(),
+                "a b".into(),
+            ],
+            2 | 3 => vec![
+                "OAUTH.EXCHANGE".into(),
+                code,
+                "app1".into(),
+                "https://app/cb".into(),
+                verifier.into(),
+                "ISSUE".into(),
+                format!("at:{tag}:{i}"),
+                ttl.into(),
+                "REFRESH".into(),
+                format!("rt:{tag}:{}", r.next(6)),
+                "300".into(),
+                "GRANT".into(),
+                format!("g:{tag}"),
+            ],
+            4 => vec![
+                "OAUTH.ROTATE".into(),
+                format!("rt:{tag}:{}", r.next(6)),
+                format!("rt:{tag}:{}", r.next(6)),
+                "300".into(),
+                "ISSUE".into(),
+                format!("at:{tag}:r{i}"),
+                ttl.into(),
+                "GRACE".into(),
+                r.next(3).to_string(),
+            ],
+            5 => vec![
+                "OAUTH.REVOKE".into(),
+                format!("at:{tag}:{}", r.next(n as u64)),
+                format!("rt:{tag}:{}", r.next(6)),
+            ],
+            6 => vec!["OAUTH.REVOKEGRANT".into(), format!("g:{tag}")],
+            7 => vec![
+                "OAUTH.SAVESTATE".into(),
+                format!("st:{tag}:{}", r.next(4)),
+                ttl.into(),
+                "FIELDS".into(),
+                "1".into(),
+                "n".into(),
+                i.to_string(),
+            ],
+            8 => vec![
+                "OAUTH.CONSUMESTATE".into(),
+                format!("st:{tag}:{}", r.next(4)),
+            ],
+            9 => vec![
+                "OAUTH.RATELIMIT".into(),
+                format!("rl:{tag}"),
+                "3".into(),
+                "2".into(),
+            ],
+            10 => vec![
+                "OAUTH.THROTTLE".into(),
+                format!("th:{tag}"),
+                "1".into(),
+                "5".into(),
+                "2".into(),
+            ],
+            _ => vec!["OAUTH.REVOKEBEFORE".into(), format!("cut:{tag}")],
+        };
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let _ = run(c, &refs); // failures are part of the mix
+    }
+}
+
+fn wait_link_up(replica: &Server) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut replica.conn())
+            .unwrap();
+        if info.contains("master_link_status:up") {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "replica never synced");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Compares master and replica key by key. Keys that expire between the two
+/// reads are skipped: they are legitimately racing the clock.
+fn assert_same(master: &Server, replica: &Server) {
+    master.wait_replicas(1);
+    let ms = snapshot(&mut master.conn());
+    let rs = snapshot(&mut replica.conn());
+    let now_ms = {
+        let t: Vec<String> = redis::cmd("TIME").query(&mut master.conn()).unwrap();
+        t[0].parse::<i64>().unwrap() * 1000
+    };
+    let settled = |s: &Vec<KeyState>| -> Vec<KeyState> {
+        s.iter()
+            .filter(|k| k.3 < 0 || k.3 > now_ms + 1500)
+            .cloned()
+            .collect()
+    };
+    assert_eq!(settled(&ms), settled(&rs), "replica differs from master");
+    assert!(
+        ms.iter().all(|k| k.3 > 0),
+        "a key without expiry on the master"
+    );
+}
+
+#[test]
+fn replica_follows_a_long_random_mix_through_full_and_partial_resyncs() {
+    let master = Server::start_with(Opts {
+        tcp: true,
+        ..Opts::default()
+    });
+    let replica = Server::start_with(Opts {
+        replica_of: Some(master.port),
+        ..Opts::default()
+    });
+    wait_link_up(&replica);
+    let mut m = master.conn();
+    random_mix(&mut m, 7, 4000);
+    assert_same(&master, &replica);
+    // The mix reached every kind of state, not only errors.
+    let snap = snapshot(&mut m);
+    for kind in ["code", "token", "refresh", "state"] {
+        assert!(
+            snap.iter()
+                .any(|k| k.2.contains(&("_kind".into(), kind.into()))),
+            "no {kind} record"
+        );
+    }
+    assert!(snap.iter().any(|k| k.1 == "set"), "no grant index");
+    assert!(
+        snap.iter()
+            .any(|k| k.2.iter().any(|(f, _)| f == "_rotated")),
+        "no rotation"
+    );
+
+    // Partial resync: drop the link; the replica reconnects and continues.
+    run(&mut replica.conn(), &["CLIENT", "KILL", "TYPE", "master"]).unwrap();
+    random_mix(&mut m, 11, 1500);
+    wait_link_up(&replica);
+    assert_same(&master, &replica);
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(&mut master.conn())
+        .unwrap();
+    assert!(
+        info.contains("sync_partial_ok:1"),
+        "expected a partial resync:\n{info}"
+    );
+
+    // Full resync: a new replica process with an empty dataset.
+    drop(replica);
+    random_mix(&mut m, 13, 1500);
+    let fresh = Server::start_with(Opts {
+        replica_of: Some(master.port),
+        ..Opts::default()
+    });
+    wait_link_up(&fresh);
+    random_mix(&mut m, 17, 500);
+    assert_same(&master, &fresh);
+}
+
+#[test]
+fn a_replica_never_expires_or_writes_on_its_own() {
+    let master = Server::start_with(Opts {
+        tcp: true,
+        server_args: vec!["--enable-debug-command".into(), "yes".into()],
+        ..Opts::default()
+    });
+    let replica = Server::start_with(Opts {
+        replica_of: Some(master.port),
+        ..Opts::default()
+    });
+    wait_link_up(&replica);
+    let mut m = master.conn();
+    run(&mut m, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]).unwrap();
+    run(
+        &mut m,
+        &["OAUTH.SAVETOKEN", "tok", "1", "FIELDS", "1", "sub", "u"],
+    )
+    .unwrap();
+    master.wait_replicas(1);
+    let mut r = replica.conn();
+    assert_eq!(
+        field(
+            &run(&mut r, &["OAUTH.INTROSPECT", "tok"]).unwrap(),
+            "active"
+        )
+        .as_deref(),
+        Some("1")
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let before: i64 = redis::cmd("DBSIZE").query(&mut r).unwrap();
+    // Read-only commands on the read-only replica see the token as expired...
+    assert_eq!(
+        field(
+            &run(&mut r, &["OAUTH.INTROSPECT", "tok"]).unwrap(),
+            "active"
+        )
+        .as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        redis::cmd("OAUTH.CLIENT.VERIFY")
+            .arg("cl")
+            .arg("x")
+            .query::<i64>(&mut r)
+            .unwrap(),
+        0
+    );
+    // ...but the replica does not delete it: only the master's DEL does.
+    let after: i64 = redis::cmd("DBSIZE").query(&mut r).unwrap();
+    assert_eq!(before, after);
+    assert_eq!(after, 1);
+    for cmd in [
+        vec!["OAUTH.RATELIMIT", "rl", "1", "1"],
+        vec!["OAUTH.REVOKE", "tok"],
+        vec!["OAUTH.CONSUMESTATE", "s"],
+    ] {
+        assert!(err(&mut r, &cmd).starts_with("READONLY"), "{cmd:?}");
+    }
+    let offset = |s: &Server| -> String {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut s.conn())
+            .unwrap();
+        info.lines()
+            .find(|l| l.starts_with("master_repl_offset"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(
+        offset(&master),
+        offset(&replica),
+        "the replica produced no writes of its own"
+    );
+}
