@@ -13,4 +13,6 @@ pub mod validate;
 
 pub use error::{ErrorCode, OAuthError, OResult};
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod proptests;
