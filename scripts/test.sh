@@ -28,5 +28,14 @@ echo "== build the module"
 cargo build --release
 export REDIS_OAUTH_MODULE="$PWD/target/release/libredis_oauth.so"
 
-echo "== unit and integration tests"
+echo "== unit and integration tests (Redis $(redis-server --version | grep -oE 'v=[0-9.]+'))"
 cargo test --release --lib --tests
+
+echo "== other servers"
+source scripts/servers.sh
+for server in "$REDIS_VALKEY" "$REDIS_74"; do
+  echo "== integration tests on $("$server" --version | cut -d' ' -f1-3)"
+  REDIS_SERVER="$server" cargo test --release --tests
+done
+echo "== an old server refuses the module"
+REDIS_OLD="$REDIS_OLD" cargo test --release --test versions -- --ignored
