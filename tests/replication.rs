@@ -194,7 +194,13 @@ impl Rng {
 
 /// A long random mix of every write command, with failures (bad verifiers,
 /// reuse, wrong kinds) and 1-second TTLs so keys expire during the run.
-fn random_mix(c: &mut Connection, seed: u64, n: usize) {
+/// Answers how many calls of each command succeeded.
+fn random_mix(
+    c: &mut Connection,
+    seed: u64,
+    n: usize,
+) -> std::collections::BTreeMap<String, usize> {
+    let mut ok = std::collections::BTreeMap::new();
     let mut r = Rng(seed);
     for i in 0..n {
         let t = r.next(40); // hash tag: grants and their members share it
@@ -206,7 +212,7 @@ fn random_mix(c: &mut Connection, seed: u64, n: usize) {
         } else {
             VERIFIER
         };
-        let args: Vec<String> = match r.next(12) {
+        let args: Vec<String> = match r.next(17) {
             0 | 1 => vec![
                 "OAUTH.SAVECODE".into(),
                 code,
@@ -282,11 +288,58 @@ fn random_mix(c: &mut Connection, seed: u64, n: usize) {
                 "5".into(),
                 "2".into(),
             ],
-            _ => vec!["OAUTH.REVOKEBEFORE".into(), format!("cut:{tag}")],
+            11 => vec!["OAUTH.REVOKEBEFORE".into(), format!("cut:{tag}")],
+            12 => vec![
+                "OAUTH.SAVETOKEN".into(),
+                format!("at:{tag}:s{i}"),
+                ttl.into(),
+                "GRANT".into(),
+                format!("g:{tag}"),
+                "FIELDS".into(),
+                "2".into(),
+                "client_id".into(),
+                "app1".into(),
+                "scope".into(),
+                "a".into(),
+            ],
+            13 => vec![
+                "OAUTH.RATELIMIT".into(),
+                format!("sw:{tag}"),
+                "3".into(),
+                "2".into(),
+                "SLIDING".into(),
+            ],
+            14 => vec![
+                "OAUTH.RATELIMIT.ALL".into(),
+                "2".into(),
+                format!("rl:{tag}:ip"),
+                format!("rl:{tag}:user"),
+                "5".into(),
+                "2".into(),
+                "3".into(),
+                "60".into(),
+                "COST".into(),
+                (1 + r.next(2)).to_string(),
+            ],
+            15 => vec![
+                "OAUTH.CLIENT.SAVE".into(),
+                format!("client:{tag}"),
+                "FIELDS".into(),
+                "2".into(),
+                "client_id".into(),
+                format!("c{t}"),
+                "client_secret".into(),
+                "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t".into(),
+            ],
+            _ => vec!["OAUTH.CLIENT.DELETE".into(), format!("client:{tag}")],
         };
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let _ = run(c, &refs); // failures are part of the mix
+        // Failures are part of the mix.
+        if run(c, &refs).is_ok() {
+            *ok.entry(args[0].clone()).or_insert(0) += 1;
+        }
     }
+    ok
 }
 
 fn wait_link_up(replica: &Server) {
@@ -339,11 +392,32 @@ fn replica_follows_a_long_random_mix_through_full_and_partial_resyncs() {
     });
     wait_link_up(&replica);
     let mut m = master.conn();
-    random_mix(&mut m, 7, 4000);
+    let done = random_mix(&mut m, 7, 4000);
     assert_same(&master, &replica);
     // The mix reached every kind of state, not only errors.
+    for name in [
+        "OAUTH.SAVECODE",
+        "OAUTH.EXCHANGE",
+        "OAUTH.ROTATE",
+        "OAUTH.REVOKE",
+        "OAUTH.REVOKEGRANT",
+        "OAUTH.SAVESTATE",
+        "OAUTH.CONSUMESTATE",
+        "OAUTH.RATELIMIT",
+        "OAUTH.THROTTLE",
+        "OAUTH.REVOKEBEFORE",
+        "OAUTH.SAVETOKEN",
+        "OAUTH.RATELIMIT.ALL",
+        "OAUTH.CLIENT.SAVE",
+        "OAUTH.CLIENT.DELETE",
+    ] {
+        assert!(
+            done.get(name).copied().unwrap_or(0) > 0,
+            "{name} never succeeded: {done:?}"
+        );
+    }
     let snap = snapshot(&mut m);
-    for kind in ["code", "token", "refresh", "state"] {
+    for kind in ["code", "token", "refresh", "state", "client"] {
         assert!(
             snap.iter()
                 .any(|k| k.2.contains(&("_kind".into(), kind.into()))),
@@ -351,11 +425,6 @@ fn replica_follows_a_long_random_mix_through_full_and_partial_resyncs() {
         );
     }
     assert!(snap.iter().any(|k| k.1 == "set"), "no grant index");
-    assert!(
-        snap.iter()
-            .any(|k| k.2.iter().any(|(f, _)| f == "_rotated")),
-        "no rotation"
-    );
 
     // Partial resync: drop the link; the replica reconnects and continues.
     run(&mut replica.conn(), &["CLIENT", "KILL", "TYPE", "master"]).unwrap();
@@ -457,4 +526,57 @@ fn a_replica_never_expires_or_writes_on_its_own() {
         offset(&replica),
         "the replica produced no writes of its own"
     );
+}
+
+/// Keys whose expiry is at least `margin_ms` after the server's clock: the
+/// ones that cannot legitimately expire between two snapshots.
+fn settled(s: &[KeyState], now_ms: i64, margin_ms: i64) -> Vec<KeyState> {
+    s.iter()
+        .filter(|k| k.3 < 0 || k.3 > now_ms + margin_ms)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn the_random_mix_survives_an_aof_restart_and_an_rdb_reload() {
+    let server = Server::start_with(Opts {
+        server_args: vec![
+            "--appendonly".into(),
+            "yes".into(),
+            "--appendfsync".into(),
+            "always".into(),
+            "--enable-debug-command".into(),
+            "yes".into(),
+        ],
+        ..Opts::default()
+    });
+    let mut c = server.conn();
+    random_mix(&mut c, 23, 3000);
+    let before = snapshot(&mut c);
+    assert!(before.iter().all(|k| k.3 > 0), "a key without expiry");
+    drop(c);
+
+    // AOF replay of the replicated effects.
+    let server = server.restart();
+    let mut c = server.conn();
+    let now = server_ms(&mut c);
+    let after = snapshot(&mut c);
+    assert!(after.len() > 100, "too little state: {}", after.len());
+    assert_eq!(
+        settled(&before, now, 1500),
+        settled(&after, now, 1500),
+        "AOF restart differs"
+    );
+
+    // RDB: save and load the dataset in place.
+    let before = snapshot(&mut c);
+    run(&mut c, &["DEBUG", "RELOAD"]).unwrap();
+    let now = server_ms(&mut c);
+    let after = snapshot(&mut c);
+    assert_eq!(
+        settled(&before, now, 1500),
+        settled(&after, now, 1500),
+        "RDB reload differs"
+    );
+    assert!(after.iter().all(|k| k.3 > 0), "a key lost its expiry");
 }
