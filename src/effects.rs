@@ -3,18 +3,21 @@
 //! command with absolute times, and raises the keyspace event the native command
 //! would. Applying and replicating are one loop, so they cannot diverge.
 
+use std::ffi::CStr;
 use std::os::raw::c_int;
 use std::ptr;
 
 use redis_module::{raw, Context, NotifyEvent, RedisString};
 
-use crate::keys::Key;
+use crate::keys::{new_string, rstr, share, Key, KeyKind};
 
 enum Op {
     /// `DEL key`
     Del(RedisString),
-    /// `HSET key field value ...` (on a key that is a hash or absent)
-    HSet(RedisString, Vec<(Vec<u8>, Vec<u8>)>),
+    /// `HSET key field value ...` (on a key that is a hash or absent): names
+    /// and values alternate, as module strings used both to write and to
+    /// replicate.
+    HSet(RedisString, Vec<RedisString>),
     /// `PEXPIREAT key at_ms`
     PExpireAt(RedisString, i64),
     /// `SET key value PXAT at_ms`
@@ -29,6 +32,8 @@ enum Op {
 #[derive(Default)]
 pub struct Effects {
     ops: Vec<Op>,
+    /// Keys open for writing during `commit`, each opened once (or adopted).
+    open: Vec<(RedisString, Key)>,
 }
 
 impl Effects {
@@ -36,68 +41,101 @@ impl Effects {
         Effects::default()
     }
     pub fn del(&mut self, key: &RedisString) -> &mut Self {
-        self.ops.push(Op::Del(key.clone()));
+        self.ops.push(Op::Del(share(key)));
         self
     }
-    pub fn hset(&mut self, key: &RedisString, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> &mut Self {
-        if !pairs.is_empty() {
-            self.ops.push(Op::HSet(key.clone(), pairs));
+    pub fn hset<F: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &mut self,
+        key: &RedisString,
+        pairs: impl IntoIterator<Item = (F, V)>,
+    ) -> &mut Self {
+        let strings = pairs
+            .into_iter()
+            .flat_map(|(f, v)| [new_string(f.as_ref()), new_string(v.as_ref())])
+            .collect();
+        self.hset_strings(key, strings)
+    }
+    /// `hset` with the names and values already module strings, alternating
+    /// (for instance the command's own arguments, which are then not copied).
+    pub fn hset_strings(&mut self, key: &RedisString, strings: Vec<RedisString>) -> &mut Self {
+        if strings.len() >= 2 {
+            self.ops.push(Op::HSet(share(key), strings));
         }
         self
     }
     pub fn pexpireat(&mut self, key: &RedisString, at_ms: i64) -> &mut Self {
-        self.ops.push(Op::PExpireAt(key.clone(), at_ms));
+        self.ops.push(Op::PExpireAt(share(key), at_ms));
         self
     }
     pub fn set_pxat(&mut self, key: &RedisString, value: Vec<u8>, at_ms: i64) -> &mut Self {
-        self.ops.push(Op::SetPxAt(key.clone(), value, at_ms));
+        self.ops.push(Op::SetPxAt(share(key), value, at_ms));
         self
     }
     pub fn sadd(&mut self, key: &RedisString, members: Vec<Vec<u8>>) -> &mut Self {
         if !members.is_empty() {
-            self.ops.push(Op::SAdd(key.clone(), members));
+            self.ops.push(Op::SAdd(share(key), members));
         }
         self
     }
     pub fn srem(&mut self, key: &RedisString, members: Vec<Vec<u8>>) -> &mut Self {
         if !members.is_empty() {
-            self.ops.push(Op::SRem(key.clone(), members));
+            self.ops.push(Op::SRem(share(key), members));
         }
         self
     }
     /// A new record: the hash and its expiry, one atomic step.
-    pub fn create_hash(
+    pub fn create_hash<F: AsRef<[u8]>, V: AsRef<[u8]>>(
         &mut self,
         key: &RedisString,
-        pairs: Vec<(Vec<u8>, Vec<u8>)>,
+        pairs: impl IntoIterator<Item = (F, V)>,
         at_ms: i64,
     ) -> &mut Self {
         self.hset(key, pairs).pexpireat(key, at_ms)
     }
+    /// `create_hash` from module strings (see `hset_strings`).
+    pub fn create_hash_strings(
+        &mut self,
+        key: &RedisString,
+        strings: Vec<RedisString>,
+        at_ms: i64,
+    ) -> &mut Self {
+        self.hset_strings(key, strings).pexpireat(key, at_ms)
+    }
+
+    /// Hands over a key the handler already opened for writing (to read it),
+    /// so `commit` writes through the same handle instead of opening it again.
+    /// A key opened read-only is simply closed.
+    pub fn adopt(&mut self, name: &RedisString, key: Key) -> &mut Self {
+        if key.is_writable()
+            && !self
+                .open
+                .iter()
+                .any(|(n, _)| n.as_slice() == name.as_slice())
+        {
+            self.open.push((share(name), key));
+        }
+        self
+    }
 
     /// Applies, replicates and notifies every write, in order.
-    pub fn commit(self, ctx: &Context) {
-        for op in self.ops {
+    pub fn commit(mut self, ctx: &Context) {
+        let ops = std::mem::take(&mut self.ops);
+        for op in ops {
             match op {
                 Op::Del(key) => {
-                    let k = Key::open(ctx, &key, true);
+                    let k = self.key(ctx, &key);
                     // SAFETY: k is an open writable key.
                     unsafe {
                         if let Some(f) = raw::RedisModule_DeleteKey {
                             f(k.raw());
                         }
                     }
-                    drop(k);
-                    ctx.replicate("DEL", &[key.as_slice()]);
-                    ctx.notify_keyspace_event(NotifyEvent::GENERIC, "del", &key);
+                    replicate(ctx, c"DEL", &[key.inner]);
+                    notify(ctx, NotifyEvent::GENERIC, c"del", &key);
                 }
-                Op::HSet(key, pairs) => {
-                    let k = Key::open(ctx, &key, true);
-                    let mut args: Vec<&[u8]> = Vec::with_capacity(1 + pairs.len() * 2);
-                    args.push(key.as_slice());
-                    for (f, v) in &pairs {
-                        let fs = crate::keys::rstr(ctx, f.as_slice());
-                        let vs = crate::keys::rstr(ctx, v.as_slice());
+                Op::HSet(key, strings) => {
+                    let k = self.key(ctx, &key);
+                    for fv in strings.chunks_exact(2) {
                         // SAFETY: k is an open writable key holding a hash or nothing;
                         // HashSet copies field and value; the list ends with NULL.
                         unsafe {
@@ -105,51 +143,151 @@ impl Effects {
                                 hs(
                                     k.raw(),
                                     raw::REDISMODULE_HASH_NONE as c_int,
-                                    fs.inner,
-                                    vs.inner,
+                                    fv[0].inner,
+                                    fv[1].inner,
                                     ptr::null_mut::<raw::RedisModuleString>(),
                                 );
                             }
                         }
-                        args.push(f);
-                        args.push(v);
                     }
-                    drop(k);
-                    ctx.replicate("HSET", args.as_slice());
-                    ctx.notify_keyspace_event(NotifyEvent::HASH, "hset", &key);
+                    let mut argv = Vec::with_capacity(1 + strings.len());
+                    argv.push(key.inner);
+                    argv.extend(strings.iter().map(|s| s.inner));
+                    replicate(ctx, c"HSET", &argv);
+                    notify(ctx, NotifyEvent::HASH, c"hset", &key);
                 }
                 Op::PExpireAt(key, at) => {
-                    let k = Key::open(ctx, &key, true);
-                    set_abs_expire(&k, at);
-                    drop(k);
-                    let at_s = at.to_string();
-                    ctx.replicate("PEXPIREAT", &[key.as_slice(), at_s.as_bytes()]);
-                    ctx.notify_keyspace_event(NotifyEvent::GENERIC, "expire", &key);
+                    set_abs_expire(self.key(ctx, &key), at);
+                    let at_s = int_string(ctx, at);
+                    replicate(ctx, c"PEXPIREAT", &[key.inner, at_s.inner]);
+                    notify(ctx, NotifyEvent::GENERIC, c"expire", &key);
                 }
                 Op::SetPxAt(key, value, at) => {
-                    let k = Key::open(ctx, &key, true);
-                    let vs = crate::keys::rstr(ctx, value.as_slice());
-                    // SAFETY: k is an open writable key; StringSet copies the value.
-                    unsafe {
-                        if let Some(f) = raw::RedisModule_StringSet {
-                            f(k.raw(), vs.inner);
+                    let k = self.key(ctx, &key);
+                    let vs = rstr(ctx, value.as_slice());
+                    if !overwrite_string(k, &value) {
+                        // SAFETY: k is an open writable key; StringSet copies the value.
+                        unsafe {
+                            if let Some(f) = raw::RedisModule_StringSet {
+                                f(k.raw(), vs.inner);
+                            }
                         }
                     }
-                    set_abs_expire(&k, at);
-                    drop(k);
-                    let at_s = at.to_string();
-                    ctx.replicate(
-                        "SET",
-                        &[key.as_slice(), value.as_slice(), b"PXAT", at_s.as_bytes()],
-                    );
-                    ctx.notify_keyspace_event(NotifyEvent::STRING, "set", &key);
-                    ctx.notify_keyspace_event(NotifyEvent::GENERIC, "expire", &key);
+                    if k.abs_expire() != Some(at) {
+                        set_abs_expire(k, at);
+                    }
+                    let (pxat, at_s) = (rstr(ctx, b"PXAT"), int_string(ctx, at));
+                    replicate(ctx, c"SET", &[key.inner, vs.inner, pxat.inner, at_s.inner]);
+                    notify(ctx, NotifyEvent::STRING, c"set", &key);
+                    notify(ctx, NotifyEvent::GENERIC, c"expire", &key);
                 }
-                Op::SAdd(key, members) => set_call(ctx, "SADD", &key, &members),
-                Op::SRem(key, members) => set_call(ctx, "SREM", &key, &members),
+                Op::SAdd(key, members) => {
+                    self.close(&key);
+                    set_call(ctx, "SADD", &key, &members);
+                }
+                Op::SRem(key, members) => {
+                    self.close(&key);
+                    set_call(ctx, "SREM", &key, &members);
+                }
             }
         }
     }
+
+    /// The open handle of `name`, opening it for writing the first time.
+    fn key(&mut self, ctx: &Context, name: &RedisString) -> &Key {
+        let i = match self
+            .open
+            .iter()
+            .position(|(n, _)| n.as_slice() == name.as_slice())
+        {
+            Some(i) => i,
+            None => {
+                self.open.push((share(name), Key::open(ctx, name, true)));
+                self.open.len() - 1
+            }
+        };
+        &self.open[i].1
+    }
+
+    /// Closes the handle of `name`, before a write that does not go through it.
+    fn close(&mut self, name: &RedisString) {
+        self.open.retain(|(n, _)| n.as_slice() != name.as_slice());
+    }
+}
+
+/// `RedisModule_Replicate` of `cmd` with arguments that are module strings the
+/// caller already holds (Redis only retains them). Short commands pass each
+/// string on its own ("s" per argument), which spares Redis growing its
+/// argument array; longer ones pass the array ("v").
+fn replicate(ctx: &Context, cmd: &CStr, argv: &[*mut raw::RedisModuleString]) {
+    // SAFETY: every pointer is a live module string; each format letter is
+    // matched by one argument ("v": the array and its length).
+    unsafe {
+        let Some(f) = raw::RedisModule_Replicate else {
+            return;
+        };
+        let (c, cmd) = (ctx.get_raw(), cmd.as_ptr());
+        match *argv {
+            [a] => f(c, cmd, c"s".as_ptr(), a),
+            [a, b] => f(c, cmd, c"ss".as_ptr(), a, b),
+            [a, b, d] => f(c, cmd, c"sss".as_ptr(), a, b, d),
+            [a, b, d, e] => f(c, cmd, c"ssss".as_ptr(), a, b, d, e),
+            _ => f(c, cmd, c"v".as_ptr(), argv.as_ptr(), argv.len()),
+        };
+    }
+}
+
+/// The decimal module string of `n`, formatted by Redis.
+fn int_string(ctx: &Context, n: i64) -> RedisString {
+    // SAFETY: plain string creation on the live context; the returned
+    // RedisString owns the new string.
+    unsafe {
+        match raw::RedisModule_CreateStringFromLongLong {
+            Some(f) => RedisString::from_redis_module_string(ctx.get_raw(), f(ctx.get_raw(), n)),
+            None => rstr(ctx, n.to_string().as_bytes()),
+        }
+    }
+}
+
+/// The keyspace event the native command would raise.
+fn notify(ctx: &Context, kind: NotifyEvent, event: &CStr, key: &RedisString) {
+    // SAFETY: event is a static C string; key is a live module string.
+    unsafe {
+        if let Some(f) = raw::RedisModule_NotifyKeyspaceEvent {
+            f(ctx.get_raw(), kind.bits(), event.as_ptr(), key.inner);
+        }
+    }
+}
+
+/// Writes `value` over a string key in place (keeping the key, its dict entry
+/// and its expiry), as INCR does; false when the key does not hold a string.
+fn overwrite_string(k: &Key, value: &[u8]) -> bool {
+    if k.kind() != KeyKind::String {
+        return false;
+    }
+    // SAFETY: k is an open writable string key; after Truncate the DMA pointer
+    // is valid for exactly value.len() bytes.
+    unsafe {
+        let (Some(truncate), Some(dma)) =
+            (raw::RedisModule_StringTruncate, raw::RedisModule_StringDMA)
+        else {
+            return false;
+        };
+        if truncate(k.raw(), value.len()) != raw::Status::Ok as c_int {
+            return false;
+        }
+        let mut len = 0usize;
+        let p = dma(
+            k.raw(),
+            &mut len,
+            (raw::REDISMODULE_READ | raw::REDISMODULE_WRITE) as c_int,
+        );
+        if p.is_null() || len != value.len() {
+            return false;
+        }
+        ptr::copy_nonoverlapping(value.as_ptr(), p.cast::<u8>(), len);
+    }
+    true
 }
 
 fn set_abs_expire(k: &Key, at_ms: i64) {

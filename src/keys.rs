@@ -22,6 +22,7 @@ pub enum KeyKind {
 /// An open key, closed on drop.
 pub struct Key {
     ptr: *mut raw::RedisModuleKey,
+    writable: bool,
 }
 
 impl Key {
@@ -38,11 +39,19 @@ impl Key {
                 None => ptr::null_mut(),
             }
         };
-        Key { ptr: ptr.cast() }
+        Key {
+            ptr: ptr.cast(),
+            writable: write,
+        }
     }
 
     pub fn raw(&self) -> *mut raw::RedisModuleKey {
         self.ptr
+    }
+
+    /// Whether the key was opened for writing.
+    pub fn is_writable(&self) -> bool {
+        self.writable
     }
 
     pub fn kind(&self) -> KeyKind {
@@ -71,13 +80,13 @@ impl Key {
     }
 
     /// All fields of a hash key, in the order Redis stores them.
-    pub fn read_hash(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    pub fn read_hash(&self) -> Record {
+        let mut out = Record::with_capacity(16, 512);
         if self.kind() != KeyKind::Hash {
             return out;
         }
-        // SAFETY: scan functions exist from Redis 6.0.6; the callback only pushes
-        // copies of the borrowed strings into `out`, which outlives the scan.
+        // SAFETY: scan functions exist from Redis 6.0.6; the callback only copies
+        // the borrowed strings into `out`, which outlives the scan.
         unsafe {
             let (Some(create), Some(scan), Some(destroy)) = (
                 raw::RedisModule_ScanCursorCreate,
@@ -87,7 +96,7 @@ impl Key {
                 return out;
             };
             let cursor = create();
-            let data = (&mut out as *mut Vec<(Vec<u8>, Vec<u8>)>).cast::<c_void>();
+            let data = (&mut out as *mut Record).cast::<c_void>();
             while scan(self.ptr, cursor, Some(collect_pair), data) != 0 {}
             destroy(cursor);
         }
@@ -96,17 +105,23 @@ impl Key {
 
     /// The bytes of a string key.
     pub fn read_string(&self) -> Option<Vec<u8>> {
+        self.string_bytes().map(<[u8]>::to_vec)
+    }
+
+    /// The bytes of a string key, borrowed: valid until the key is written.
+    pub fn string_bytes(&self) -> Option<&[u8]> {
         if self.kind() != KeyKind::String {
             return None;
         }
         let mut len: usize = 0;
-        // SAFETY: ptr is an open string key; DMA in read mode only reads.
+        // SAFETY: ptr is an open string key; DMA in read mode only reads, and
+        // the borrow of self ends before any write through this handle.
         unsafe {
             let p = raw::RedisModule_StringDMA?(self.ptr, &mut len, raw::REDISMODULE_READ as c_int);
             if p.is_null() {
-                return Some(Vec::new());
+                return Some(&[]);
             }
-            Some(std::slice::from_raw_parts(p as *const u8, len).to_vec())
+            Some(std::slice::from_raw_parts(p as *const u8, len))
         }
     }
 }
@@ -124,25 +139,25 @@ impl Drop for Key {
     }
 }
 
-/// The bytes of a module string.
-fn string_bytes(s: *const raw::RedisModuleString) -> Vec<u8> {
+/// The bytes of a module string, borrowed for as long as the string lives.
+///
+/// # Safety
+/// `s` is null or a live module string that outlives the returned slice.
+unsafe fn string_slice<'a>(s: *const raw::RedisModuleString) -> &'a [u8] {
     if s.is_null() {
-        return Vec::new();
+        return &[];
     }
     let mut len: usize = 0;
-    // SAFETY: s is a live module string for the duration of this call.
-    unsafe {
-        match raw::RedisModule_StringPtrLen {
-            Some(f) => {
-                let p: *const c_char = f(s, &mut len);
-                if p.is_null() {
-                    Vec::new()
-                } else {
-                    std::slice::from_raw_parts(p as *const u8, len).to_vec()
-                }
+    match raw::RedisModule_StringPtrLen {
+        Some(f) => {
+            let p: *const c_char = f(s, &mut len);
+            if p.is_null() {
+                &[]
+            } else {
+                std::slice::from_raw_parts(p as *const u8, len)
             }
-            None => Vec::new(),
         }
+        None => &[],
     }
 }
 
@@ -155,9 +170,12 @@ extern "C" fn collect_pair(
     if privdata.is_null() {
         return;
     }
-    // SAFETY: privdata is the Vec passed by read_hash, alive during the scan.
-    let out = unsafe { &mut *privdata.cast::<Vec<(Vec<u8>, Vec<u8>)>>() };
-    out.push((string_bytes(field), string_bytes(value)));
+    // SAFETY: privdata is the Record passed by read_hash, alive during the
+    // scan; field and value live until the callback returns.
+    unsafe {
+        let out = &mut *privdata.cast::<Record>();
+        out.push(string_slice(field), string_slice(value));
+    }
 }
 
 /// The answer for a key of a Redis type the command cannot use.
@@ -171,7 +189,7 @@ pub fn load_record(key: &Key, kind: Kind) -> OResult<Option<Record>> {
     match key.kind() {
         KeyKind::Missing => Ok(None),
         KeyKind::Hash => {
-            let rec = Record::new(key.read_hash());
+            let rec = key.read_hash();
             rec.expect_kind(kind)?;
             Ok(Some(rec))
         }
@@ -227,4 +245,24 @@ pub fn load_cutoffs(ctx: &Context, keys: &[&RedisString]) -> OResult<Vec<i64>> {
 /// `Context::create_string`, which panics on a NUL byte.
 pub fn rstr(ctx: &Context, bytes: &[u8]) -> RedisString {
     RedisString::create_from_slice(ctx.get_raw(), bytes)
+}
+
+/// `rstr` without a context (Redis allows a NULL context), for the write
+/// journal, which queues strings before it has one.
+pub fn new_string(bytes: &[u8]) -> RedisString {
+    RedisString::create_from_slice(ptr::null_mut(), bytes)
+}
+
+/// Another handle on the same module string: a reference count, not a copy
+/// (`RedisString::clone` copies). Like every command handler, main thread only.
+pub fn share(s: &RedisString) -> RedisString {
+    // SAFETY: s is a live module string; the retain is released by the
+    // returned RedisString's drop (RedisModule_FreeString with a NULL context).
+    unsafe {
+        if let Some(retain) = raw::RedisModule_RetainString {
+            retain(ptr::null_mut(), s.inner);
+            return RedisString::from_redis_module_string(ptr::null_mut(), s.inner);
+        }
+    }
+    s.clone()
 }

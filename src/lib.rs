@@ -62,7 +62,7 @@ fn missing_api() -> Option<&'static str> {
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
     if let Some(name) = missing_api() {
         ctx.log_warning(&format!(
-            "redis-oauth requires Redis 7.0 or newer (or Valkey 7.2+): this server lacks {name}. Not loading."
+            "redis-oauth requires Redis 7.0 or newer, or Valkey (tested: Redis 7.0, 7.4, Valkey 9.1): this server lacks {name}. Not loading."
         ));
         return Status::Err;
     }

@@ -8,6 +8,7 @@ use std::os::raw::{c_char, c_long};
 
 use redis_module::{raw, Context};
 
+use crate::core::record::Record;
 use crate::core::OAuthError;
 
 pub enum Value {
@@ -24,6 +25,17 @@ pub enum Reply {
     /// Status lines, as Redis's own `... HELP` answers.
     Lines(Vec<String>),
     Map(Vec<(Vec<u8>, Value)>),
+    /// A map of a record's fields, answered straight from the loaded record.
+    Record(RecordMap),
+}
+
+/// A map reply: `head`, then the fields of `rec` that `keep` selects, in
+/// stored order, then `tail`.
+pub struct RecordMap {
+    pub head: Vec<(&'static [u8], Value)>,
+    pub rec: Record,
+    pub keep: fn(&[u8]) -> bool,
+    pub tail: Vec<(&'static [u8], Value)>,
 }
 
 /// A map reply from byte pairs.
@@ -108,25 +120,49 @@ pub fn emit(ctx: &Context, result: Result<Reply, OAuthError>) {
             }
         }
         Ok(Reply::Map(pairs)) => {
-            // SAFETY: ReplyWithMap emits a flat array of 2*len in RESP2.
-            unsafe {
-                if let Some(f) = raw::RedisModule_ReplyWithMap {
-                    f(c, pairs.len() as c_long);
-                }
-            }
-            for (k, v) in pairs {
-                bulk(c, &k);
-                match v {
-                    Value::Bytes(b) => bulk(c, &b),
-                    Value::Int(i) => int(c, i),
-                    Value::Bool(b) => unsafe {
-                        // SAFETY: ReplyWithBool is `:1/:0` in RESP2, `#t/#f` in RESP3.
-                        if let Some(f) = raw::RedisModule_ReplyWithBool {
-                            f(c, i32::from(b));
-                        }
-                    },
-                }
+            map(c, pairs.len());
+            for (k, v) in &pairs {
+                bulk(c, k);
+                value(c, v);
             }
         }
+        Ok(Reply::Record(r)) => {
+            let kept = r.rec.fields().filter(|(f, _)| (r.keep)(f)).count();
+            map(c, r.head.len() + kept + r.tail.len());
+            for (k, v) in &r.head {
+                bulk(c, k);
+                value(c, v);
+            }
+            for (k, v) in r.rec.fields().filter(|(f, _)| (r.keep)(f)) {
+                bulk(c, k);
+                bulk(c, v);
+            }
+            for (k, v) in &r.tail {
+                bulk(c, k);
+                value(c, v);
+            }
+        }
+    }
+}
+
+fn map(ctx: *mut raw::RedisModuleCtx, len: usize) {
+    // SAFETY: ReplyWithMap emits a flat array of 2*len in RESP2.
+    unsafe {
+        if let Some(f) = raw::RedisModule_ReplyWithMap {
+            f(ctx, len as c_long);
+        }
+    }
+}
+
+fn value(ctx: *mut raw::RedisModuleCtx, v: &Value) {
+    match v {
+        Value::Bytes(b) => bulk(ctx, b),
+        Value::Int(i) => int(ctx, *i),
+        Value::Bool(b) => unsafe {
+            // SAFETY: ReplyWithBool is `:1/:0` in RESP2, `#t/#f` in RESP3.
+            if let Some(f) = raw::RedisModule_ReplyWithBool {
+                f(ctx, i32::from(*b));
+            }
+        },
     }
 }

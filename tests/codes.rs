@@ -236,6 +236,8 @@ fn issue_creates_the_token_and_reuse_revokes_it() {
         ("user_id", "u42"),
         ("scope", "mcp:read"),
         ("jti", "j-2"),
+        // The code it came from: a reuse revokes only a token naming it back.
+        ("_code", "code:2"),
     ]);
     expected.push(("_created".into(), created.to_string()));
     expected.sort();

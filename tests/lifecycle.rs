@@ -658,6 +658,14 @@ fn cluster_refuses_cross_slot_and_accepts_hash_tags() {
             "yes".into(),
             "--cluster-config-file".into(),
             "nodes.conf".into(),
+            // With --port 0 the bus would bind the fixed port 10000 and
+            // collide with any other cluster test; take a free one.
+            "--cluster-port".into(),
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port for the cluster bus")
+                .port()
+                .to_string(),
         ],
         ..Opts::default()
     });
@@ -762,4 +770,159 @@ fn cluster_refuses_cross_slot_and_accepts_hash_tags() {
         ],
     )
     .unwrap();
+}
+
+#[test]
+fn client_fields_the_module_owns_and_weak_secrets_are_refused() {
+    let s = Server::start();
+    let mut c = s.conn();
+    for (fields, msg) in [
+        (
+            vec!["client_secret_expires_at", "0"],
+            "INVALID_REQUEST client_secret_expires_at is set by the module from the registration's expiry",
+        ),
+        (
+            vec!["client_secret", ""],
+            "INVALID_REQUEST client_secret must be at least 16 bytes of a high-entropy secret",
+        ),
+        (
+            vec!["client_secret", "short-secret"],
+            "INVALID_REQUEST client_secret must be at least 16 bytes of a high-entropy secret",
+        ),
+    ] {
+        let n = (fields.len() / 2).to_string();
+        let mut args = vec!["OAUTH.CLIENT.SAVE", "client:x", "FIELDS", &n];
+        args.extend(fields.iter().copied());
+        assert_eq!(err(&mut c, &args), msg);
+        assert!(!exists(&mut c, "client:x"));
+    }
+}
+
+/// A grant index or a `_grant` field written by hand (plain SADD/HSET) must
+/// not lead the module to keys its caller never named.
+#[test]
+fn hand_made_grants_never_reach_other_keys() {
+    let s = Server::start();
+    let mut c = s.conn();
+    ok(&mut c, &["SET", "victim:plain", "x"]);
+    run(&mut c, &["SADD", "g:forged", "victim:plain"]).unwrap();
+    // A real token of another grant, listed in the forged index too.
+    let (at, _rt, grant) = authorize(&mut c, "v");
+    run(&mut c, &["SADD", "g:forged", &at]).unwrap();
+    let n: i64 = redis::cmd("OAUTH.REVOKEGRANT")
+        .arg("g:forged")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(n, 0);
+    assert!(exists(&mut c, "victim:plain"));
+    assert!(exists(&mut c, &at));
+    assert!(!exists(&mut c, "g:forged"));
+
+    // A refresh record naming someone else's grant: revoking it leaves that
+    // grant and its access token alone.
+    run(
+        &mut c,
+        &[
+            "HSET",
+            "rt:forged",
+            "_kind",
+            "refresh",
+            "_grant",
+            &grant,
+            "_created",
+            "1",
+        ],
+    )
+    .unwrap();
+    run(&mut c, &["PEXPIRE", "rt:forged", "60000"]).unwrap();
+    let n: i64 = redis::cmd("OAUTH.REVOKE")
+        .arg("rt:forged")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(n, 1);
+    assert!(active(&mut c, &at));
+    assert_eq!(members(&mut c, &grant).len(), 3);
+
+    // A consumed code naming that grant: its reuse does not revoke it.
+    run(
+        &mut c,
+        &[
+            "HSET",
+            "code:forged",
+            "_kind",
+            "code",
+            "_consumed",
+            "1",
+            "_grant",
+            &grant,
+            "_created",
+            "1",
+        ],
+    )
+    .unwrap();
+    run(&mut c, &["PEXPIRE", "code:forged", "60000"]).unwrap();
+    let e = err(
+        &mut c,
+        &["OAUTH.EXCHANGE", "code:forged", "app1", CB, VERIFIER],
+    );
+    assert!(e.starts_with("INVALID_GRANT"), "{e}");
+    assert!(active(&mut c, &at));
+
+    // A consumed code without grant naming someone else's access token.
+    run(
+        &mut c,
+        &[
+            "HSET",
+            "code:forged2",
+            "_kind",
+            "code",
+            "_consumed",
+            "1",
+            "_token",
+            &at,
+            "_created",
+            "1",
+        ],
+    )
+    .unwrap();
+    run(&mut c, &["PEXPIRE", "code:forged2", "60000"]).unwrap();
+    let e = err(
+        &mut c,
+        &["OAUTH.EXCHANGE", "code:forged2", "app1", CB, VERIFIER],
+    );
+    assert_eq!(e, "INVALID_GRANT authorization code already used");
+    assert!(active(&mut c, &at));
+
+    // A rotated refresh token inside its grace window naming someone else's
+    // refresh token as its successor: the successor is not handed out.
+    let (_, rt, _) = authorize(&mut c, "w");
+    let now = server_ms(&mut c).to_string();
+    let until = (server_ms(&mut c) + 600_000).to_string();
+    run(
+        &mut c,
+        &[
+            "HSET",
+            "rt:forged2",
+            "_kind",
+            "refresh",
+            "_created",
+            "1",
+            "_rotated",
+            &now,
+            "_successor",
+            &rt,
+            "_grace_until",
+            &until,
+            "_grace_left",
+            "3",
+        ],
+    )
+    .unwrap();
+    run(&mut c, &["PEXPIRE", "rt:forged2", "60000"]).unwrap();
+    let e = rotate(&mut c, "rt:forged2", "rt:forged3", &[]).unwrap_err();
+    assert_eq!(
+        error_text(&e),
+        "INVALID_GRANT refresh token reused; its grant is revoked"
+    );
+    assert!(exists(&mut c, &rt));
 }

@@ -364,3 +364,19 @@ fn no_counter_is_left_without_expiry() {
         assert!(pttl(&mut c, &k) > 0, "{k} has no expiry");
     }
 }
+
+#[test]
+fn throttle_refuses_a_state_that_is_not_a_tat() {
+    let s = Server::start();
+    let mut c = s.conn();
+    for v in ["-5", "abc", "1.5", ""] {
+        run(&mut c, &["SET", "th", v, "EX", "60"]).unwrap();
+        let e = err(&mut c, &["OAUTH.THROTTLE", "th", "1", "5", "60"]);
+        assert_eq!(
+            e, "WRONGTYPE key holds a string that is not a throttle state",
+            "{v:?}"
+        );
+        let got: Vec<u8> = redis::cmd("GET").arg("th").query(&mut c).unwrap();
+        assert_eq!(got, v.as_bytes(), "the state was changed");
+    }
+}

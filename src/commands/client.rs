@@ -31,6 +31,7 @@ pub fn save(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         (limits.client_max_ttl, 2)
     };
     let fields = parse_fields(a.get(from..).unwrap_or_default(), &limits)?;
+    check_client_fields(&fields)?;
     let existing = load_record(&Key::open(ctx, key, true), Kind::Client)?;
 
     let now = now_ms();
@@ -58,6 +59,26 @@ pub fn save(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         b"client_secret_expires_at".to_vec(),
         Value::Int(at / 1000),
     )]))
+}
+
+/// The shortest `client_secret` accepted: its SHA-256 is only as strong as
+/// the secret's entropy, so a short (guessable) one is refused outright.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+fn check_client_fields(fields: &[Pair]) -> OResult<()> {
+    for (f, v) in fields {
+        if *f == b"client_secret_expires_at" {
+            return Err(OAuthError::invalid_request(
+                "client_secret_expires_at is set by the module from the registration's expiry",
+            ));
+        }
+        if *f == F_CLIENT_SECRET && v.len() < MIN_SECRET_BYTES {
+            return Err(OAuthError::invalid_request(format!(
+                "client_secret must be at least {MIN_SECRET_BYTES} bytes of a high-entropy secret"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `OAUTH.CLIENT.VERIFY key secret`: 1 when the secret matches, else 0

@@ -7,18 +7,18 @@
 
 use redis_module::{Context, RedisString};
 
-use super::{arg, bytes, expiry_at};
+use super::{arg, bytes, expiry_at, record_strings};
 use crate::clock::now_ms;
 use crate::core::record::{
     self, after_failure, check_exchange, code_state, AttemptOutcome, CodeState, ExchangeRequest,
-    GrantFailure, Kind, Record, F_ATTEMPTS, F_GRANT,
+    GrantFailure, Kind, F_ATTEMPTS, F_CODE, F_GRANT,
 };
 use crate::core::validate::{check_record_size, is_keyword, parse_fields, parse_ttl, Limits, Pair};
 use crate::core::{OAuthError, OResult};
 use crate::effects::Effects;
 use crate::info::{self, Counter};
 use crate::keys::{load_record, require_absent, Key, KeyKind};
-use crate::reply::{bytes_map, Reply};
+use crate::reply::{RecordMap, Reply};
 
 /// `OAUTH.SAVECODE key ttl FIELDS numfields field value [field value ...]`
 pub fn savecode(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
@@ -30,13 +30,14 @@ pub fn savecode(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     let ttl = parse_ttl(arg(&a, 2)?, limits.code_max_ttl)?;
     let fields = parse_fields(a.get(3..).unwrap_or_default(), &limits)?;
     record::validate_code_fields(&fields, &limits)?;
-    require_absent(&Key::open(ctx, key, true))?;
+    let k = Key::open(ctx, key, true);
+    require_absent(&k)?;
 
     let now = now_ms();
     let mut fx = Effects::new();
-    fx.create_hash(
+    fx.adopt(key, k).create_hash_strings(
         key,
-        record::new_record(Kind::Code, now, &fields),
+        record_strings(Kind::Code, now, args, fields.len()),
         expiry_at(now, ttl)?,
     );
     fx.commit(ctx);
@@ -156,26 +157,28 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         super::grant::check(ctx, g)?;
     }
 
-    let (rec, code_expiry) = {
-        let key = Key::open(ctx, code_key, true);
-        match load_record(&key, Kind::Code)? {
-            Some(rec) => (rec, key.abs_expire()),
-            None => return Err(refuse(GrantFailure::NotFound, false)),
-        }
+    let code = Key::open(ctx, code_key, true);
+    let (rec, code_expiry) = match load_record(&code, Kind::Code)? {
+        Some(rec) => (rec, code.abs_expire()),
+        None => return Err(refuse(GrantFailure::NotFound, false)),
     };
     let now = now_ms();
 
     if let CodeState::Consumed { token_key: issued } = code_state(&rec) {
+        drop(code);
         // RFC 6749 §4.1.2: a reused code revokes the tokens issued from it.
         let mut fx = Effects::new();
-        if let Some(g) = super::grant::of(ctx, &rec) {
+        if let Some(g) = super::grant::of(ctx, &rec, code_key.as_slice()) {
             let n = super::grant::revoke_all(ctx, &mut fx, &g)?;
             info::add(Counter::TokensRevoked, n.unsigned_abs());
         } else if let Some(issued) = issued {
             let issued = crate::keys::rstr(ctx, issued);
             let is_token = {
                 let k = Key::open(ctx, &issued, true);
-                k.kind() == KeyKind::Hash && Record::new(k.read_hash()).kind() == Some(Kind::Token)
+                k.kind() == KeyKind::Hash && {
+                    let t = k.read_hash();
+                    t.kind() == Some(Kind::Token) && t.get(F_CODE) == Some(code_key.as_slice())
+                }
             };
             if is_token {
                 fx.del(&issued);
@@ -190,6 +193,7 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         let mut burned = false;
         if failure.counts_attempt() {
             let mut fx = Effects::new();
+            fx.adopt(code_key, code);
             match after_failure(rec.int_field(F_ATTEMPTS, 0), limits.code_max_attempts) {
                 AttemptOutcome::Count(n) => {
                     fx.hset(
@@ -222,15 +226,18 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
             &limits,
         )?;
     }
+    let mut fx = Effects::new();
+    fx.adopt(code_key, code);
     for (k, _, _) in &created {
-        require_absent(&Key::open(ctx, k, true))?;
+        let key = Key::open(ctx, k, true);
+        require_absent(&key)?;
+        fx.adopt(k, key);
     }
     let tombstone_at = match code_expiry {
         Some(at) => at,
         None => expiry_at(now, limits.code_max_ttl)?,
     };
 
-    let mut fx = Effects::new();
     let mut stone = record::tombstone(&rec, now, issue.map(|(k, _)| k.as_slice()));
     if let Some(g) = grant {
         stone.push((F_GRANT.to_vec(), g.as_slice().to_vec()));
@@ -240,10 +247,14 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     let mut latest = tombstone_at;
     for (k, ttl, kind) in created {
         let at = expiry_at(now, ttl)?;
-        let mut fields = record::new_record(kind, now, &token_fields);
-        if let Some(g) = grant {
-            fields.push((F_GRANT.to_vec(), g.as_slice().to_vec()));
-        }
+        // new_record(kind, now, token_fields) and _grant, without copying them first.
+        let header = record::header(kind, now);
+        let fields = header
+            .iter()
+            .map(|(f, v)| (f.as_slice(), v.as_slice()))
+            .chain(token_fields.iter().copied())
+            .chain(grant.map(|g| (F_GRANT, g.as_slice())))
+            .chain((kind == Kind::Token).then_some((F_CODE, code_key.as_slice())));
         fx.create_hash(k, fields, at);
         members.push(k.as_slice().to_vec());
         latest = latest.max(at);
@@ -254,7 +265,12 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     }
     fx.commit(ctx);
     info::bump(Counter::CodesExchanged);
-    Ok(bytes_map(record::exchange_reply_fields(&rec)))
+    Ok(Reply::Record(RecordMap {
+        head: Vec::new(),
+        rec,
+        keep: record::is_exchange_reply_field,
+        tail: Vec::new(),
+    }))
 }
 
 fn refuse(failure: GrantFailure, burned: bool) -> OAuthError {

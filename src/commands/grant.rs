@@ -48,7 +48,7 @@ pub fn revoke_all(ctx: &Context, fx: &mut Effects, grant: &RedisString) -> OResu
     }
     for m in set_members(ctx, grant) {
         let key = crate::keys::rstr(ctx, m.as_slice());
-        if Key::open(ctx, &key, true).kind() != KeyKind::Missing {
+        if belongs_to(&Key::open(ctx, &key, true), grant, false) {
             fx.del(&key);
             removed += 1;
         }
@@ -58,9 +58,35 @@ pub fn revoke_all(ctx: &Context, fx: &mut Effects, grant: &RedisString) -> OResu
     Ok(removed)
 }
 
-/// The grant a record belongs to, as a key.
-pub fn of(ctx: &Context, rec: &Record) -> Option<RedisString> {
-    rec.get(F_GRANT).map(|g| crate::keys::rstr(ctx, g))
+/// The grant the record stored at `member` belongs to, as a key: only when
+/// the index really lists `member`. A `_grant` field alone is not trusted: a
+/// hash written with plain HSET could name any key, and following it would let
+/// the module change keys the caller's ACL patterns (and declared keys) do not
+/// cover.
+pub fn of(ctx: &Context, rec: &Record, member: &[u8]) -> Option<RedisString> {
+    let g = crate::keys::rstr(ctx, rec.get(F_GRANT)?);
+    let listed = matches!(
+        ctx.call("SISMEMBER", &[g.as_slice(), member]),
+        Ok(redis_module::RedisValue::Integer(1))
+    );
+    listed.then_some(g)
+}
+
+/// Whether an index member is a record of this module (code tombstone, access
+/// or refresh token; only access tokens when `tokens_only`) whose `_grant`
+/// names `grant`. Anything else listed in a set, by a hand-made or stale
+/// index, is left alone.
+fn belongs_to(key: &Key, grant: &RedisString, tokens_only: bool) -> bool {
+    if key.kind() != KeyKind::Hash {
+        return false;
+    }
+    let rec = key.read_hash();
+    let kind_ok = match rec.kind() {
+        Some(Kind::Token) => true,
+        Some(Kind::Code) | Some(Kind::Refresh) => !tokens_only,
+        _ => false,
+    };
+    kind_ok && rec.get(F_GRANT) == Some(grant.as_slice())
 }
 
 /// Revoking a refresh token also revokes its grant's access tokens (RFC 7009
@@ -81,8 +107,7 @@ pub fn revoke_access_tokens_except(
             continue;
         }
         let key = crate::keys::rstr(ctx, m.as_slice());
-        let k = Key::open(ctx, &key, true);
-        if k.kind() == KeyKind::Hash && Record::new(k.read_hash()).kind() == Some(Kind::Token) {
+        if belongs_to(&Key::open(ctx, &key, true), grant, true) {
             fx.del(&key);
             gone.push(m);
         }
@@ -101,5 +126,6 @@ pub fn revokegrant(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     let mut fx = Effects::new();
     let n = revoke_all(ctx, &mut fx, grant)?;
     fx.commit(ctx);
+    info::add(Counter::TokensRevoked, n.unsigned_abs());
     Ok(Reply::Integer(n))
 }

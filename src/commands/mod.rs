@@ -10,8 +10,10 @@ use std::ptr;
 
 use redis_module::{raw, Context, RedisString};
 
+use crate::core::record::Kind;
 use crate::core::{OAuthError, OResult};
 use crate::info::{self, Counter};
+use crate::keys::{new_string, share};
 use crate::reply::{self, Reply};
 
 pub mod client;
@@ -237,7 +239,7 @@ pub static SPECS: &[CmdSpec] = &[
         entry: entry!(refresh::revokebefore),
         flags: "write deny-oom",
         arity: 2,
-        keys: &[key(1, RW | UPDATE, "the cutoff key (Unix ms)")],
+        keys: &[key(1, RW | ACCESS | UPDATE, "the cutoff key (Unix ms); the reply reveals it")],
         syntax: "OAUTH.REVOKEBEFORE cutoff_key",
         summary: "O(1) revocation of every token created until now that is checked against this cutoff key (per subject or client).",
         complexity: "O(1)",
@@ -352,18 +354,33 @@ fn report_key_positions(ctx: &Context, args: &[RedisString]) {
     else {
         return;
     };
-    for pos in key_positions(spec.keys, &a) {
-        if let Ok(p) = i32::try_from(pos) {
-            ctx.key_at_pos(p);
+    for (pos, flags) in key_positions_with_flags(spec.keys, &a) {
+        let (Ok(p), Ok(f)) = (i32::try_from(pos), c_int::try_from(flags)) else {
+            continue;
+        };
+        // SAFETY: a keys-position request context; the function exists on
+        // every server this module loads on (Redis 7.0+).
+        match unsafe { raw::RedisModule_KeyAtPosWithFlags } {
+            Some(at) => unsafe { at(ctx.get_raw(), p, f) },
+            None => ctx.key_at_pos(p),
         }
     }
 }
 
-/// The argument positions of the keys described by `keys` in `a`. A keyword
-/// is searched from its start position up to a `FIELDS` keyword (always last,
-/// so field names and values are never taken for options).
+/// The argument positions of the keys described by `keys` in `a`.
 pub fn key_positions(keys: &[KeyDef], a: &[&[u8]]) -> Vec<usize> {
-    let mut out = Vec::new();
+    key_positions_with_flags(keys, a)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect()
+}
+
+/// The keys described by `keys` in `a`, each with its spec's flags (what the
+/// command does to it, which ACL `%R~`/`%W~` checks read). A keyword is
+/// searched from its start position up to a `FIELDS` keyword (always last, so
+/// field names and values are never taken for options).
+pub fn key_positions_with_flags(keys: &[KeyDef], a: &[&[u8]]) -> Vec<(usize, u32)> {
+    let mut out: Vec<(usize, u32)> = Vec::new();
     for k in keys {
         let start = match k.begin {
             Begin::Index(p) => usize::try_from(p).ok(),
@@ -380,9 +397,9 @@ pub fn key_positions(keys: &[KeyDef], a: &[&[u8]]) -> Vec<usize> {
         match k.find {
             Find::Range(last) if last >= 0 => {
                 let end = start + last as usize;
-                out.extend((start..=end).filter(|i| *i < a.len()));
+                out.extend((start..=end).filter(|i| *i < a.len()).map(|i| (i, k.flags)));
             }
-            Find::Range(_) => out.extend(start..a.len()),
+            Find::Range(_) => out.extend((start..a.len()).map(|i| (i, k.flags))),
             Find::Keynum {
                 keynumidx,
                 first,
@@ -398,7 +415,8 @@ pub fn key_positions(keys: &[KeyDef], a: &[&[u8]]) -> Vec<usize> {
                 out.extend(
                     (0..n)
                         .map(|i| first + i * step)
-                        .take_while(|i| *i < a.len()),
+                        .take_while(|i| *i < a.len())
+                        .map(|i| (i, k.flags)),
                 );
             }
         }
@@ -489,6 +507,14 @@ unsafe fn set_info(cmd: *mut raw::RedisModuleCommand, spec: &CmdSpec) -> Result<
         let mut ks: raw::RedisModuleCommandKeySpec = std::mem::zeroed();
         ks.notes = cstr(k.notes)?;
         ks.flags = u64::from(k.flags);
+        if matches!(k.begin, Begin::Keyword(..)) {
+            // Redis searches a keyword to the end of the command, into the
+            // FIELDS list, where a field named like the keyword would be taken
+            // for a key. INCOMPLETE makes ACL checks, COMMAND GETKEYS and
+            // Cluster routing ask the module instead (getkeys-api), whose
+            // search stops at FIELDS.
+            ks.flags |= u64::from(raw::REDISMODULE_CMD_KEY_INCOMPLETE);
+        }
         match k.begin {
             Begin::Index(pos) => {
                 ks.begin_search_type =
@@ -573,4 +599,21 @@ pub fn expiry_at(now_ms: i64, ttl_s: i64) -> OResult<i64> {
         .checked_mul(1000)
         .and_then(|ms| now_ms.checked_add(ms))
         .ok_or_else(|| OAuthError::invalid_request("ttl is too large"))
+}
+
+/// A new record as module strings, names and values alternating: the header,
+/// then the caller's `FIELDS` pairs, which `parse_fields` found to be the last
+/// `2 * n` arguments. Those are shared with the command's arguments, not copied.
+pub fn record_strings(kind: Kind, now_ms: i64, args: &[RedisString], n: usize) -> Vec<RedisString> {
+    let header = crate::core::record::header(kind, now_ms);
+    let pairs = args
+        .get(args.len().saturating_sub(2 * n)..)
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(2 * header.len() + pairs.len());
+    for (f, v) in &header {
+        out.push(new_string(f));
+        out.push(new_string(v));
+    }
+    out.extend(pairs.iter().map(share));
+    out
 }

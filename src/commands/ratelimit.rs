@@ -67,10 +67,13 @@ fn load_counter(key: &Key) -> OResult<Option<CounterState>> {
     match key.kind() {
         KeyKind::Missing => Ok(None),
         KeyKind::String => {
-            let raw = key.read_string().unwrap_or_default();
-            let count = parse_i64(&raw).filter(|n| *n >= 0).ok_or_else(|| {
-                OAuthError::wrong_type("key holds a string that is not a rate-limit counter")
-            })?;
+            let count = key
+                .string_bytes()
+                .and_then(parse_i64)
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| {
+                    OAuthError::wrong_type("key holds a string that is not a rate-limit counter")
+                })?;
             Ok(Some(CounterState {
                 count,
                 expire_at_ms: key.abs_expire(),
@@ -93,12 +96,7 @@ fn load_sliding(key: &Key) -> OResult<Option<SlidingState>> {
             if fields.len() != 3 {
                 return Err(bad());
             }
-            let get = |name: &[u8]| {
-                fields
-                    .iter()
-                    .find(|(f, _)| f.as_slice() == name)
-                    .and_then(|(_, v)| parse_i64(v))
-            };
+            let get = |name: &[u8]| fields.get(name).and_then(parse_i64);
             match (get(F_START), get(F_CURRENT), get(F_PREVIOUS)) {
                 (Some(window_start_ms), Some(current), Some(previous)) => Ok(Some(SlidingState {
                     window_start_ms,
@@ -121,15 +119,18 @@ enum Pending {
     Sliding(SlidingWrite),
 }
 
+/// The verdict of one limit, and its key, still open for the write.
+type Verdict = (RateReply, Option<Pending>, Key);
+
 fn evaluate(
     ctx: &Context,
     key: &RedisString,
     params: FixedWindow,
     mode: Mode,
     now: i64,
-) -> OResult<(RateReply, Option<Pending>)> {
+) -> OResult<Verdict> {
     let k = Key::open(ctx, key, true);
-    Ok(match mode {
+    let (reply, pending) = match mode {
         Mode::Fixed => {
             let d = fixed_window(params, load_counter(&k)?, now);
             (d.reply, d.write.map(Pending::Fixed))
@@ -144,7 +145,8 @@ fn evaluate(
             );
             (d.reply, d.write.map(Pending::Sliding))
         }
-    })
+    };
+    Ok((reply, pending, k))
 }
 
 fn apply(fx: &mut Effects, key: &RedisString, pending: Pending) {
@@ -197,9 +199,10 @@ pub fn ratelimit(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     let (cost, mode) = parse_options(a.get(4..).unwrap_or_default(), true)?;
     let params = FixedWindow::new(limit, window, cost)?;
 
-    let (reply, pending) = evaluate(ctx, key, params, mode, now_ms())?;
+    let (reply, pending, k) = evaluate(ctx, key, params, mode, now_ms())?;
     let mut fx = Effects::new();
     if let Some(p) = pending {
+        fx.adopt(key, k);
         apply(&mut fx, key, p);
     }
     fx.commit(ctx);
@@ -246,17 +249,20 @@ pub fn ratelimit_all(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     for (key, params) in &specs {
         verdicts.push((*key, evaluate(ctx, key, *params, mode, now)?));
     }
-    let replies: Vec<RateReply> = verdicts.iter().map(|(_, (r, _))| *r).collect();
+    let replies: Vec<RateReply> = verdicts.iter().map(|(_, (r, _, _))| *r).collect();
     let (combined, deciding) =
         combine(&replies).ok_or_else(|| OAuthError::internal("no limits to combine"))?;
     let mut fx = Effects::new();
-    for (key, (_, pending)) in verdicts {
+    for (key, (_, pending, k)) in verdicts {
         match pending {
             // All-or-nothing: counts are written only if every limit allows.
             Some(Pending::Fixed(CounterWrite::Set { .. }) | Pending::Sliding(_))
                 if combined.limited => {}
             // Giving an immortal counter its expiry is a repair, not a count.
-            Some(p) => apply(&mut fx, key, p),
+            Some(p) => {
+                fx.adopt(key, k);
+                apply(&mut fx, key, p);
+            }
             None => {}
         }
     }

@@ -14,6 +14,7 @@ use crate::clock::now_ms;
 use crate::core::record::{self, Kind, Record, F_CREATED, F_GRANT, F_KIND};
 use crate::core::token::{
     decide_rotation, is_cut_off, rotated_marks, successor_fields, RotateDecision, F_GRACE_LEFT,
+    F_PREVIOUS,
 };
 use crate::core::validate::{
     check_record_size, is_keyword, parse_bounded, parse_fields, parse_ttl, Limits, Pair,
@@ -96,9 +97,9 @@ fn answer(
     Reply::Map(out)
 }
 
-fn reused(ctx: &Context, old: &Record) -> OResult<Reply> {
+fn reused(ctx: &Context, old_key: &RedisString, old: &Record) -> OResult<Reply> {
     let mut fx = Effects::new();
-    if let Some(g) = super::grant::of(ctx, old) {
+    if let Some(g) = super::grant::of(ctx, old, old_key.as_slice()) {
         let n = super::grant::revoke_all(ctx, &mut fx, &g)?;
         info::add(Counter::TokensRevoked, n.unsigned_abs());
     }
@@ -152,7 +153,7 @@ pub fn rotate(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     let now = now_ms();
 
     match decide_rotation(&old, now) {
-        RotateDecision::Reuse => reused(ctx, &old),
+        RotateDecision::Reuse => reused(ctx, old_key, &old),
         RotateDecision::Replay {
             successor,
             access,
@@ -164,7 +165,10 @@ pub fn rotate(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
                 .ok()
                 .flatten();
             match succ {
-                Some(s) if decide_rotation(&s, now) == RotateDecision::Rotate => {
+                Some(s)
+                    if decide_rotation(&s, now) == RotateDecision::Rotate
+                        && s.get(F_PREVIOUS) == Some(old_key.as_slice()) =>
+                {
                     let mut fx = Effects::new();
                     fx.hset(
                         old_key,
@@ -178,7 +182,7 @@ pub fn rotate(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
                         .collect();
                     Ok(answer(fields, &successor, access.as_deref(), true))
                 }
-                _ => reused(ctx, &old),
+                _ => reused(ctx, old_key, &old),
             }
         }
         RotateDecision::Rotate => {
@@ -193,13 +197,13 @@ pub fn rotate(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
             if let Some((tk, _)) = token_key {
                 require_absent(&Key::open(ctx, tk, true))?;
             }
-            let grant = super::grant::of(ctx, &old);
+            let grant = super::grant::of(ctx, &old, old_key.as_slice());
             if let Some(g) = &grant {
                 super::grant::check(ctx, g)?;
             }
             let with_grant = |mut f: Vec<(Vec<u8>, Vec<u8>)>| {
-                if let Some(g) = old.get(F_GRANT) {
-                    f.push((F_GRANT.to_vec(), g.to_vec()));
+                if let Some(g) = &grant {
+                    f.push((F_GRANT.to_vec(), g.as_slice().to_vec()));
                 }
                 f
             };
@@ -224,11 +228,9 @@ pub fn rotate(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
             };
             fx.del(old_key).create_hash(old_key, stone, stone_at);
             let new_at = expiry_at(now, ttl)?;
-            fx.create_hash(
-                new_key,
-                with_grant(record::new_record(Kind::Refresh, now, &fields)),
-                new_at,
-            );
+            let mut successor = with_grant(record::new_record(Kind::Refresh, now, &fields));
+            successor.push((F_PREVIOUS.to_vec(), old_key.as_slice().to_vec()));
+            fx.create_hash(new_key, successor, new_at);
             let mut members = vec![new_key.as_slice().to_vec()];
             let mut latest = new_at.max(stone_at);
             if let Some((tk, tttl)) = token_key {

@@ -1,5 +1,5 @@
 //! `OAUTH.THROTTLE key max_burst count period [COST n]`: GCRA with the reply of
-//! `CL.THROTTLE` and Redis 8.8 `GCRA`:
+//! `CL.THROTTLE` and the `GCRA` command proposed for Redis (held out of 8.8):
 //! `[limited, limit, remaining, retry_after, reset_after]` (seconds, rounded up;
 //! retry_after -1 when allowed or never possible).
 //!
@@ -23,12 +23,14 @@ use crate::reply::Reply;
 fn load_tat(key: &Key) -> OResult<Option<i64>> {
     match key.kind() {
         KeyKind::Missing => Ok(None),
-        KeyKind::String => {
-            let raw = key.read_string().unwrap_or_default();
-            parse_i64(&raw).map(Some).ok_or_else(|| {
+        KeyKind::String => key
+            .string_bytes()
+            .and_then(parse_i64)
+            .filter(|tat| *tat >= 0)
+            .map(Some)
+            .ok_or_else(|| {
                 OAuthError::wrong_type("key holds a string that is not a throttle state")
-            })
-        }
+            }),
         _ => Err(wrong_redis_type()),
     }
 }
@@ -52,11 +54,13 @@ pub fn throttle(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     };
     let params = Gcra::new(burst, count, period, cost)?;
 
-    let tat = load_tat(&Key::open(ctx, key, true))?;
+    let k = Key::open(ctx, key, true);
+    let tat = load_tat(&k)?;
     let d = gcra(params, tat, now_ns());
     let mut fx = Effects::new();
     if let Some(w) = d.write {
-        fx.set_pxat(key, w.tat_ns.to_string().into_bytes(), w.expire_at_ms);
+        fx.adopt(key, k)
+            .set_pxat(key, w.tat_ns.to_string().into_bytes(), w.expire_at_ms);
     }
     fx.commit(ctx);
     info::bump(if d.reply.limited {

@@ -5,16 +5,18 @@
 use redis_module::{Context, RedisString};
 
 use super::refresh::parse_cutoff_list;
-use super::{arg, bytes, expiry_at};
+use super::{arg, bytes, expiry_at, record_strings};
 use crate::clock::now_ms;
-use crate::core::record::{self, Kind, Record, F_CREATED, F_GRANT};
+use crate::core::record::{self, is_reserved_field, Kind, Record, F_CREATED, F_GRANT};
 use crate::core::token::is_cut_off;
 use crate::core::validate::{is_keyword, parse_fields, parse_ttl, Limits};
 use crate::core::{OAuthError, OResult};
 use crate::effects::Effects;
 use crate::info::{self, Counter};
-use crate::keys::{load_cutoffs, require_absent, wrong_redis_type, Key, KeyKind};
-use crate::reply::{Reply, Value};
+use crate::keys::{
+    load_cutoffs, new_string, require_absent, share, wrong_redis_type, Key, KeyKind,
+};
+use crate::reply::{RecordMap, Reply, Value};
 
 /// `OAUTH.SAVETOKEN key ttl [GRANT grant_key] FIELDS numfields field value [field value ...]`
 pub fn savetoken(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
@@ -38,21 +40,23 @@ pub fn savetoken(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         (None, 3)
     };
     let fields = parse_fields(a.get(from..).unwrap_or_default(), &limits)?;
-    require_absent(&Key::open(ctx, key, true))?;
+    let k = Key::open(ctx, key, true);
+    require_absent(&k)?;
     if let Some(g) = grant {
         super::grant::check(ctx, g)?;
     }
 
     let now = now_ms();
     let at = expiry_at(now, ttl)?;
-    let mut rec = record::new_record(Kind::Token, now, &fields);
+    let mut rec = record_strings(Kind::Token, now, args, fields.len());
     let mut fx = Effects::new();
+    fx.adopt(key, k);
     if let Some(g) = grant {
-        rec.push((F_GRANT.to_vec(), g.as_slice().to_vec()));
-        fx.create_hash(key, rec, at);
+        rec.extend([new_string(F_GRANT), share(g)]);
+        fx.create_hash_strings(key, rec, at);
         super::grant::register(ctx, &mut fx, g, vec![key.as_slice().to_vec()], at);
     } else {
-        fx.create_hash(key, rec, at);
+        fx.create_hash_strings(key, rec, at);
     }
     fx.commit(ctx);
     info::bump(Counter::TokensSaved);
@@ -87,7 +91,7 @@ pub fn introspect(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     info::bump(Counter::TokensIntrospected);
     let k = Key::open(ctx, key, false);
     let rec = match k.kind() {
-        KeyKind::Hash => Record::new(k.read_hash()),
+        KeyKind::Hash => k.read_hash(),
         _ => return Ok(inactive()),
     };
     if rec.kind() != Some(Kind::Token) {
@@ -96,20 +100,20 @@ pub fn introspect(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     if !cutoff_keys.is_empty() && is_cut_off(&rec, &load_cutoffs(ctx, &cutoff_keys)?) {
         return Ok(inactive());
     }
-    let mut out: Vec<(Vec<u8>, Value)> = Vec::with_capacity(rec.fields.len() + 2);
-    out.push((b"active".to_vec(), Value::Bool(true)));
-    out.extend(
-        rec.user_fields()
-            .map(|(f, v)| (f.to_vec(), Value::Bytes(v.to_vec()))),
-    );
+    let mut tail: Vec<(&'static [u8], Value)> = Vec::with_capacity(2);
     if let Some(at) = k.abs_expire() {
-        out.push((b"exp".to_vec(), Value::Int(at.div_euclid(1000))));
+        tail.push((b"exp", Value::Int(at.div_euclid(1000))));
     }
     let created = rec.int_field(F_CREATED, -1);
     if created >= 0 {
-        out.push((b"iat".to_vec(), Value::Int(created / 1000)));
+        tail.push((b"iat", Value::Int(created / 1000)));
     }
-    Ok(Reply::Map(out))
+    Ok(Reply::Record(RecordMap {
+        head: vec![(b"active", Value::Bool(true))],
+        rec,
+        keep: |f| !is_reserved_field(f),
+        tail,
+    }))
 }
 
 fn inactive() -> Reply {
@@ -140,7 +144,7 @@ pub fn revoke(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         match k.kind() {
             KeyKind::Missing => {}
             KeyKind::Hash => {
-                let rec = Record::new(k.read_hash());
+                let rec = k.read_hash();
                 match rec.kind() {
                     Some(Kind::Token) | Some(Kind::Refresh) => found.push((key, rec)),
                     _ => return Err(record::wrong_kind(Kind::Token)),
@@ -156,7 +160,7 @@ pub fn revoke(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     for (key, rec) in &found {
         fx.del(key);
         removed += 1;
-        if let Some(g) = super::grant::of(ctx, rec) {
+        if let Some(g) = super::grant::of(ctx, rec, key.as_slice()) {
             fx.srem(&g, vec![key.as_slice().to_vec()]);
             if rec.kind() == Some(Kind::Refresh) && !cascaded.contains(&g.as_slice().to_vec()) {
                 cascaded.push(g.as_slice().to_vec());

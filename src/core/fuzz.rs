@@ -503,7 +503,7 @@ proptest! {
         let token = b"tok:1".to_vec();
         let stone = Record::new(record::tombstone(&rec, now, Some(&token)));
         prop_assert_eq!(code_state(&stone), CodeState::Consumed { token_key: Some(&token[..]) });
-        for (f, _) in &stone.fields {
+        for (f, _) in stone.fields() {
             prop_assert!(f.first() == Some(&b'_'), "tombstone keeps {:?}", f);
         }
         for (f, _) in record::exchange_reply_fields(&rec) {
@@ -759,10 +759,9 @@ proptest! {
             RotateDecision::Reuse => prop_assert!(rec.get(b"_rotated").is_some()),
         }
         // Marks written at `now` decide Replay only within grace, with uses left.
-        let mut marked = Record::new(
-            rec.fields.iter().filter(|(f, _)| f.first() != Some(&b'_')).cloned().collect(),
-        );
-        marked.fields.extend(rotated_marks(now, b"succ", Some(b"acc"), grace_ms, uses));
+        let mut marked = Record::default();
+        marked.extend(rec.fields().filter(|(f, _)| f.first() != Some(&b'_')));
+        marked.extend(rotated_marks(now, b"succ", Some(b"acc"), grace_ms, uses));
         let d = decide_rotation(&marked, now);
         let replay = grace_ms > 0 && uses > 0 && now < now.saturating_add(grace_ms);
         prop_assert_eq!(matches!(d, RotateDecision::Replay { .. }), replay, "{:?}", d);

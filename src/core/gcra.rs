@@ -1,4 +1,4 @@
-//! GCRA (generic cell rate algorithm), as `CL.THROTTLE` and Redis 8.8 `GCRA`:
+//! GCRA (generic cell rate algorithm), as `CL.THROTTLE` and the `GCRA` command proposed for Redis (held out of 8.8):
 //! `max_burst + 1` requests at once, refilled at `count` per `period`.
 //!
 //! State is one integer: the theoretical arrival time (TAT) in Unix

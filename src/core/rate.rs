@@ -8,7 +8,7 @@ pub const MAX_WINDOW_SECONDS: i64 = 366 * 24 * 3600;
 /// Largest accepted limit or burst.
 pub const MAX_LIMIT: i64 = 1 << 62;
 
-/// The five-integer reply shared with `CL.THROTTLE` and Redis 8.8 `GCRA`.
+/// The five-integer reply shared with `CL.THROTTLE` and the `GCRA` command proposed for Redis (held out of 8.8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateReply {
     pub limited: bool,

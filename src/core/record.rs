@@ -15,6 +15,10 @@ pub const F_CONSUMED: &[u8] = b"_consumed";
 pub const F_TOKEN: &[u8] = b"_token";
 /// The grant index a record belongs to.
 pub const F_GRANT: &[u8] = b"_grant";
+/// On an access token issued by an exchange: the code it came from. A reused
+/// code revokes the token only when the token names it back, so a hand-made
+/// tombstone cannot point the module at someone else's token.
+pub const F_CODE: &[u8] = b"_code";
 
 pub const F_CLIENT_ID: &[u8] = b"client_id";
 pub const F_REDIRECT_URI: &[u8] = b"redirect_uri";
@@ -76,21 +80,56 @@ pub fn wrong_kind(expected: Kind) -> OAuthError {
     ))
 }
 
-/// A record as loaded from its hash, in stored order.
+/// A record as loaded from its hash, in stored order. Names and values sit
+/// back to back in one buffer (loading a record is on every hot path, and one
+/// allocation per field would cost more than the lookup itself).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Record {
-    pub fields: Vec<(Vec<u8>, Vec<u8>)>,
+    buf: Vec<u8>,
+    /// Per field: where its name starts, where the value starts, where it ends.
+    spans: Vec<(usize, usize, usize)>,
 }
 
 impl Record {
     pub fn new(fields: Vec<(Vec<u8>, Vec<u8>)>) -> Self {
-        Record { fields }
+        let mut rec = Record::with_capacity(
+            fields.len(),
+            fields.iter().map(|(f, v)| f.len() + v.len()).sum(),
+        );
+        rec.extend(fields);
+        rec
+    }
+    pub fn with_capacity(fields: usize, bytes: usize) -> Self {
+        Record {
+            buf: Vec::with_capacity(bytes),
+            spans: Vec::with_capacity(fields),
+        }
+    }
+    /// Appends a field (as the hash scan finds it).
+    pub fn push(&mut self, name: &[u8], value: &[u8]) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(name);
+        let mid = self.buf.len();
+        self.buf.extend_from_slice(value);
+        self.spans.push((start, mid, self.buf.len()));
+    }
+    /// Every field, in stored order.
+    pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.spans.iter().map(|&(a, b, c)| {
+            (
+                self.buf.get(a..b).unwrap_or_default(),
+                self.buf.get(b..c).unwrap_or_default(),
+            )
+        })
+    }
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
     }
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
-        self.fields
-            .iter()
-            .find(|(f, _)| f.as_slice() == name)
-            .map(|(_, v)| v.as_slice())
+        self.fields().find(|(f, _)| *f == name).map(|(_, v)| v)
     }
     pub fn kind(&self) -> Option<Kind> {
         self.get(F_KIND).and_then(Kind::parse)
@@ -111,10 +150,15 @@ impl Record {
     }
     /// The caller's own fields: everything that is not module bookkeeping.
     pub fn user_fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.fields
-            .iter()
-            .filter(|(f, _)| !is_reserved_field(f))
-            .map(|(f, v)| (f.as_slice(), v.as_slice()))
+        self.fields().filter(|(f, _)| !is_reserved_field(f))
+    }
+}
+
+impl<F: AsRef<[u8]>, V: AsRef<[u8]>> Extend<(F, V)> for Record {
+    fn extend<I: IntoIterator<Item = (F, V)>>(&mut self, fields: I) {
+        for (f, v) in fields {
+            self.push(f.as_ref(), v.as_ref());
+        }
     }
 }
 
@@ -295,10 +339,15 @@ pub fn tombstone(rec: &Record, now_ms: i64, token_key: Option<&[u8]>) -> Vec<(Ve
     out
 }
 
+/// Whether an exchange answers a field: the code's own, without PKCE material.
+pub fn is_exchange_reply_field(name: &[u8]) -> bool {
+    !is_reserved_field(name) && name != F_CHALLENGE && name != F_METHOD
+}
+
 /// The fields an exchange answers: the code's own, without PKCE material.
 pub fn exchange_reply_fields(rec: &Record) -> Vec<(&[u8], &[u8])> {
-    rec.user_fields()
-        .filter(|(f, _)| *f != F_CHALLENGE && *f != F_METHOD)
+    rec.fields()
+        .filter(|(f, _)| is_exchange_reply_field(f))
         .collect()
 }
 

@@ -10,6 +10,9 @@ use super::validate::{parse_i64, Pair};
 
 pub const F_ROTATED: &[u8] = b"_rotated";
 pub const F_SUCCESSOR: &[u8] = b"_successor";
+/// On a refresh token created by a rotation: the token it replaced. A grace
+/// replay hands out a successor only when it names the presented token back.
+pub const F_PREVIOUS: &[u8] = b"_previous";
 pub const F_SUCCESSOR_ACCESS: &[u8] = b"_successor_access";
 pub const F_GRACE_UNTIL: &[u8] = b"_grace_until";
 pub const F_GRACE_LEFT: &[u8] = b"_grace_left";
@@ -161,9 +164,7 @@ mod tests {
         let live = rec(&[("_kind", "refresh"), ("_created", "10")]);
         assert_eq!(decide_rotation(&live, 100), RotateDecision::Rotate);
         let mut marks = live.clone();
-        marks
-            .fields
-            .extend(rotated_marks(100, b"r2", Some(b"a2"), 1_000, 2));
+        marks.extend(rotated_marks(100, b"r2", Some(b"a2"), 1_000, 2));
         assert_eq!(
             decide_rotation(&marks, 500),
             RotateDecision::Replay {
@@ -174,13 +175,10 @@ mod tests {
         );
         assert_eq!(decide_rotation(&marks, 1_100), RotateDecision::Reuse);
         let mut no_grace = live.clone();
-        no_grace
-            .fields
-            .extend(rotated_marks(100, b"r2", None, 0, 2));
+        no_grace.extend(rotated_marks(100, b"r2", None, 0, 2));
         assert_eq!(decide_rotation(&no_grace, 100), RotateDecision::Reuse);
         let mut used = live;
-        used.fields
-            .extend(rotated_marks(100, b"r2", None, 1_000, 0));
+        used.extend(rotated_marks(100, b"r2", None, 1_000, 0));
         assert_eq!(decide_rotation(&used, 200), RotateDecision::Reuse);
     }
 
