@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing redis-oauth needs on Debian/Ubuntu:
 # redis-server and redis-tools (the server, redis-cli, redis-benchmark) and
-# libclang-dev (the redis-module crate runs bindgen at build time).
+# libclang-dev (the redis-module crate runs bindgen at build time), and
+# valgrind (scripts/valgrind.sh, the memory-safety check).
 # Sourced by start.sh and test.sh; safe to run again.
 
 have_libclang() {
@@ -13,6 +14,7 @@ ensure_deps() {
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
   have_libclang || missing+=(libclang-dev)
+  command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
   command -v cargo >/dev/null 2>&1 || {
     echo "cargo not found: install the Rust toolchain (https://rustup.rs) first." >&2
     exit 1

@@ -31,6 +31,9 @@ export REDIS_OAUTH_MODULE="$PWD/target/release/libredis_oauth.so"
 echo "== unit and integration tests (Redis $(redis-server --version | grep -oE 'v=[0-9.]+'))"
 cargo test --release --lib --tests
 
+echo "== memory safety: the chaos workload under valgrind memcheck (Redis 7.0)"
+bash scripts/valgrind.sh
+
 echo "== other servers"
 source scripts/servers.sh
 for server in "$REDIS_VALKEY" "$REDIS_74"; do
