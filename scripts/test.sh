@@ -42,3 +42,4 @@ for server in "$REDIS_VALKEY" "$REDIS_74"; do
 done
 echo "== an old server refuses the module"
 REDIS_OLD="$REDIS_OLD" cargo test --release --test versions -- --ignored
+echo "== all checks passed in ${SECONDS}s"
