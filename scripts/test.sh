@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds redis-oauth and runs every check and test:
-# formatting, clippy, the pure-core import rule, unit tests and the
-# integration tests against a real redis-server. CI runs exactly this.
+# formatting, clippy, the pure-core import rule, unit and property tests, the
+# integration tests (including the 6-node Cluster, chaos, replication and
+# durability tests) against Debian's Redis 7.0, a valgrind memcheck run, the
+# integration tests again on Valkey 9.1 and Redis 7.4 (fetched by
+# scripts/servers.sh), and the refusal of Redis 6.2. CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
