@@ -134,22 +134,7 @@ impl Effects {
                     notify(ctx, NotifyEvent::GENERIC, c"del", &key);
                 }
                 Op::HSet(key, strings) => {
-                    let k = self.key(ctx, &key);
-                    for fv in strings.chunks_exact(2) {
-                        // SAFETY: k is an open writable key holding a hash or nothing;
-                        // HashSet copies field and value; the list ends with NULL.
-                        unsafe {
-                            if let Some(hs) = raw::RedisModule_HashSet {
-                                hs(
-                                    k.raw(),
-                                    raw::REDISMODULE_HASH_NONE as c_int,
-                                    fv[0].inner,
-                                    fv[1].inner,
-                                    ptr::null_mut::<raw::RedisModuleString>(),
-                                );
-                            }
-                        }
-                    }
+                    hash_set(self.key(ctx, &key), &strings);
                     let mut argv = Vec::with_capacity(1 + strings.len());
                     argv.push(key.inner);
                     argv.extend(strings.iter().map(|s| s.inner));
@@ -212,6 +197,25 @@ impl Effects {
     /// Closes the handle of `name`, before a write that does not go through it.
     fn close(&mut self, name: &RedisString) {
         self.open.retain(|(n, _)| n.as_slice() != name.as_slice());
+    }
+}
+
+/// `RedisModule_HashSet` of alternating names and values, a pair per call.
+fn hash_set(k: &Key, strings: &[RedisString]) {
+    for fv in strings.chunks_exact(2) {
+        // SAFETY: k is an open writable key holding a hash or nothing;
+        // HashSet copies field and value; the list ends with NULL.
+        unsafe {
+            if let Some(hs) = raw::RedisModule_HashSet {
+                hs(
+                    k.raw(),
+                    raw::REDISMODULE_HASH_NONE as c_int,
+                    fv[0].inner,
+                    fv[1].inner,
+                    ptr::null_mut::<raw::RedisModuleString>(),
+                );
+            }
+        }
     }
 }
 

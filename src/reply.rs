@@ -99,7 +99,12 @@ pub fn emit(ctx: &Context, result: Result<Reply, OAuthError>) {
                 }
             }
         }
-        Ok(Reply::Ok) => simple(c, "OK"),
+        // SAFETY: plain reply call on the live context with a static string.
+        Ok(Reply::Ok) => unsafe {
+            if let Some(f) = raw::RedisModule_ReplyWithSimpleString {
+                f(c, c"OK".as_ptr());
+            }
+        },
         Ok(Reply::Null) => unsafe {
             // SAFETY: plain reply call on the live context.
             if let Some(f) = raw::RedisModule_ReplyWithNull {
