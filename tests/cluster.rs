@@ -1183,7 +1183,7 @@ fn check_shards(cluster: &Cluster, topo: &Topology, what: &str) -> BTreeMap<u16,
         let snap = snapshot_node(&mut mc);
         let no_ttl: Vec<&String> = snap
             .iter()
-            .filter(|(_, (_, _, e))| *e < 0)
+            .filter(|(_, (_, _, e))| *e == -1)
             .map(|(k, _)| k)
             .take(5)
             .collect();
