@@ -453,10 +453,11 @@ fn savecode_field_list_errors() {
     let s = Server::start();
     let mut c = s.conn();
     let mismatch = |n: &str, follow: usize| {
-        let given = if follow.is_multiple_of(2) {
-            format!("{} pairs follow", follow / 2)
-        } else {
-            format!("{follow} arguments follow, an odd number")
+        let given = match (follow % 2, follow) {
+            (0, 2) => "1 pair follows".to_string(),
+            (0, _) => format!("{} pairs follow", follow / 2),
+            (_, 1) => "1 argument follows, an odd number".to_string(),
+            _ => format!("{follow} arguments follow, an odd number"),
         };
         format!(
             "INVALID_REQUEST numfields is {n} but {given}; FIELDS must be last and hold exactly numfields field value pairs"
@@ -968,7 +969,7 @@ fn exchange_option_errors_change_nothing() {
         v.extend_from_slice(rest);
         v
     };
-    let mismatch = "INVALID_REQUEST numfields is 2 but 1 pairs follow; FIELDS must be last and hold exactly numfields field value pairs";
+    let mismatch = "INVALID_REQUEST numfields is 2 but 1 pair follows; FIELDS must be last and hold exactly numfields field value pairs";
     // Sentences that list the command's options grow as options are added:
     // their stable beginning is checked.
     let prefix_cases: Vec<(Vec<&str>, &str)> = vec![

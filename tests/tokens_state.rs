@@ -127,11 +127,11 @@ fn savetoken_errors_change_nothing() {
         ),
         (
             vec!["OAUTH.SAVETOKEN", "t", "60", "FIELDS", "2", "a", "b"],
-            "INVALID_REQUEST numfields is 2 but 1 pairs follow; FIELDS must be last and hold exactly numfields field value pairs",
+            "INVALID_REQUEST numfields is 2 but 1 pair follows; FIELDS must be last and hold exactly numfields field value pairs",
         ),
         (
             vec!["OAUTH.SAVETOKEN", "t", "60", "FIELDS", "0", "a", "b"],
-            "INVALID_REQUEST numfields is 0 but 1 pairs follow; FIELDS must be last and hold exactly numfields field value pairs",
+            "INVALID_REQUEST numfields is 0 but 1 pair follows; FIELDS must be last and hold exactly numfields field value pairs",
         ),
         (
             vec!["OAUTH.SAVETOKEN", "t", "60", "FIELDS", "1", "_kind", "state"],
@@ -452,7 +452,7 @@ fn savestate_errors_change_nothing() {
         ),
         (
             vec!["OAUTH.SAVESTATE", "s", "60", "FIELDS", "3", "a", "1"],
-            "INVALID_REQUEST numfields is 3 but 1 pairs follow; FIELDS must be last and hold exactly numfields field value pairs",
+            "INVALID_REQUEST numfields is 3 but 1 pair follows; FIELDS must be last and hold exactly numfields field value pairs",
         ),
         (vec!["OAUTH.SAVESTATE", "st", "60", "FIELDS", "0"], EXISTS),
         (

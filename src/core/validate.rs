@@ -116,10 +116,11 @@ pub fn parse_fields<'a>(args: &[&'a [u8]], limits: &Limits) -> OResult<Vec<Pair<
         .ok_or_else(|| OAuthError::invalid_request("numfields must be a non-negative integer"))?;
     let given = pairs.len() / 2;
     if pairs.len() % 2 != 0 || i64::try_from(given).ok() != Some(n) {
-        let given = if pairs.len() % 2 == 0 {
-            format!("{} pairs follow", pairs.len() / 2)
-        } else {
-            format!("{} arguments follow, an odd number", pairs.len())
+        let given = match (pairs.len() % 2, pairs.len()) {
+            (0, 2) => "1 pair follows".to_string(),
+            (0, len) => format!("{} pairs follow", len / 2),
+            (_, 1) => "1 argument follows, an odd number".to_string(),
+            (_, len) => format!("{len} arguments follow, an odd number"),
         };
         return Err(OAuthError::invalid_request(format!(
             "numfields is {n} but {given}; FIELDS must be last and hold exactly numfields field value pairs"
