@@ -221,6 +221,14 @@ pub fn set_members(ctx: &Context, key: &RedisString) -> Vec<Vec<u8>> {
     }
 }
 
+/// Whether the set at `key` lists `member` (false for a missing key or another type).
+pub fn is_set_member(ctx: &Context, key: &RedisString, member: &[u8]) -> bool {
+    matches!(
+        ctx.call("SISMEMBER", &[key.as_slice(), member]),
+        Ok(redis_module::RedisValue::Integer(1))
+    )
+}
+
 /// Reads optional cutoff keys (integer ms strings): missing keys are skipped.
 pub fn load_cutoffs(ctx: &Context, keys: &[&RedisString]) -> OResult<Vec<i64>> {
     let mut out = Vec::with_capacity(keys.len());

@@ -12,7 +12,7 @@ use crate::core::record::{Kind, Record, F_GRANT};
 use crate::core::{OAuthError, OResult};
 use crate::effects::Effects;
 use crate::info::{self, Counter};
-use crate::keys::{set_members, wrong_redis_type, Key, KeyKind};
+use crate::keys::{is_set_member, set_members, wrong_redis_type, Key, KeyKind};
 use crate::reply::Reply;
 
 /// Fails with WRONGTYPE unless the grant key is a set or absent.
@@ -65,11 +65,7 @@ pub fn revoke_all(ctx: &Context, fx: &mut Effects, grant: &RedisString) -> OResu
 /// cover.
 pub fn of(ctx: &Context, rec: &Record, member: &[u8]) -> Option<RedisString> {
     let g = crate::keys::rstr(ctx, rec.get(F_GRANT)?);
-    let listed = matches!(
-        ctx.call("SISMEMBER", &[g.as_slice(), member]),
-        Ok(redis_module::RedisValue::Integer(1))
-    );
-    listed.then_some(g)
+    is_set_member(ctx, &g, member).then_some(g)
 }
 
 /// Whether an index member is a record of this module (code tombstone, access

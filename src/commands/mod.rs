@@ -354,7 +354,7 @@ fn report_key_positions(ctx: &Context, args: &[RedisString]) {
     else {
         return;
     };
-    for (pos, flags) in key_positions_with_flags(spec.keys, &a) {
+    for (pos, flags) in key_positions(spec.keys, &a) {
         let (Ok(p), Ok(f)) = (i32::try_from(pos), c_int::try_from(flags)) else {
             continue;
         };
@@ -367,19 +367,11 @@ fn report_key_positions(ctx: &Context, args: &[RedisString]) {
     }
 }
 
-/// The argument positions of the keys described by `keys` in `a`.
-pub fn key_positions(keys: &[KeyDef], a: &[&[u8]]) -> Vec<usize> {
-    key_positions_with_flags(keys, a)
-        .into_iter()
-        .map(|(p, _)| p)
-        .collect()
-}
-
 /// The keys described by `keys` in `a`, each with its spec's flags (what the
 /// command does to it, which ACL `%R~`/`%W~` checks read). A keyword is
 /// searched from its start position up to a `FIELDS` keyword (always last, so
 /// field names and values are never taken for options).
-pub fn key_positions_with_flags(keys: &[KeyDef], a: &[&[u8]]) -> Vec<(usize, u32)> {
+pub fn key_positions(keys: &[KeyDef], a: &[&[u8]]) -> Vec<(usize, u32)> {
     let mut out: Vec<(usize, u32)> = Vec::new();
     for k in keys {
         let start = match k.begin {
