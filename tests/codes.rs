@@ -75,16 +75,9 @@ fn rfc7636_vector_exchanges_once_and_leaves_a_tombstone() {
     save_code(&mut c, "code:1");
     let t1 = server_ms(&mut c);
 
-    // The stored record: bookkeeping plus the caller's fields, with its expiry.
+    // The stored record: `_kind` plus the caller's fields, with its expiry. A
+    // code carries no `_created`: nothing judges a code by its age.
     let stored = hgetall(&mut c, "code:1");
-    let created: i64 = stored
-        .iter()
-        .find(|(f, _)| f == "_created")
-        .expect("_created")
-        .1
-        .parse()
-        .unwrap();
-    assert!((t0..=t1).contains(&created), "{created} not in {t0}..{t1}");
     let mut expected = owned(&[
         ("_kind", "code"),
         ("client_id", "app1"),
@@ -93,7 +86,6 @@ fn rfc7636_vector_exchanges_once_and_leaves_a_tombstone() {
         ("code_challenge_method", "S256"),
         ("user_id", "u42"),
     ]);
-    expected.push(("_created".into(), created.to_string()));
     expected.sort();
     assert_eq!(stored, expected);
     let expiry = pexpiretime(&mut c, "code:1");
@@ -119,15 +111,11 @@ fn rfc7636_vector_exchanges_once_and_leaves_a_tombstone() {
         assert!(!f.starts_with("code_challenge"), "{f} in the reply");
     }
 
-    // The tombstone: kind, creation and consumption times; no client data.
+    // The tombstone: kind and consumption time; no client data.
     let tomb = hgetall(&mut c, "code:1");
     let fields: Vec<&str> = tomb.iter().map(|(f, _)| f.as_str()).collect();
-    assert_eq!(fields, vec!["_consumed", "_created", "_kind"], "{tomb:?}");
+    assert_eq!(fields, vec!["_consumed", "_kind"], "{tomb:?}");
     assert_eq!(field_of(&mut c, "code:1", "_kind").as_deref(), Some("code"));
-    assert_eq!(
-        field_of(&mut c, "code:1", "_created"),
-        Some(created.to_string())
-    );
     let consumed: i64 = field_of(&mut c, "code:1", "_consumed")
         .unwrap()
         .parse()
@@ -250,7 +238,7 @@ fn issue_creates_the_token_and_reuse_revokes_it() {
     // The tombstone remembers the token.
     let tomb = hgetall(&mut c, "code:2");
     let names: Vec<&str> = tomb.iter().map(|(f, _)| f.as_str()).collect();
-    assert_eq!(names, vec!["_consumed", "_created", "_kind", "_token"]);
+    assert_eq!(names, vec!["_consumed", "_kind", "_token"]);
     assert_eq!(
         field_of(&mut c, "code:2", "_token").as_deref(),
         Some("tok:2")

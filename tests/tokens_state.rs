@@ -373,9 +373,10 @@ fn state_is_returned_once_then_nil() {
     let stored = hgetall(&mut c, "st:1");
     assert_eq!(
         stored.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>(),
-        vec!["_created", "_kind", "nonce", "redirect_uri"]
+        vec!["_kind", "nonce", "redirect_uri"],
+        "a state record carries `_kind` but no `_created`"
     );
-    assert_eq!(stored[1].1, "state");
+    assert_eq!(stored[0].1, "state");
     let exp = pexpiretime(&mut c, "st:1");
     assert!((t0 + 300_000..=t1 + 300_000).contains(&exp));
     let v = run(&mut c, &["OAUTH.CONSUMESTATE", "st:1"]).expect("consume");

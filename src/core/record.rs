@@ -60,6 +60,10 @@ impl Kind {
             _ => None,
         }
     }
+    /// Whether records of this kind carry their creation time (`_created`).
+    pub fn keeps_created(self) -> bool {
+        matches!(self, Kind::Token | Kind::Refresh | Kind::Client)
+    }
     /// Human name used in WRONGTYPE errors.
     pub fn noun(self) -> &'static str {
         match self {
@@ -162,12 +166,17 @@ impl<F: AsRef<[u8]>, V: AsRef<[u8]>> Extend<(F, V)> for Record {
     }
 }
 
-/// The bookkeeping fields every new record starts with.
+/// The bookkeeping fields a new record starts with: `_kind`, and `_created`
+/// where it is read: token and refresh cutoffs and `iat`, and a client's
+/// registration time (a long-lived record; RFC 7591 `client_id_issued_at`). Codes and state are one-shot records that live
+/// minutes and nothing judges by age, so they carry `_kind` only: an 8-field
+/// code then stays in the same allocation size class as the plain hash.
 pub fn header(kind: Kind, now_ms: i64) -> Vec<(Vec<u8>, Vec<u8>)> {
-    vec![
-        (F_KIND.to_vec(), kind.as_bytes().to_vec()),
-        (F_CREATED.to_vec(), now_ms.to_string().into_bytes()),
-    ]
+    let mut out = vec![(F_KIND.to_vec(), kind.as_bytes().to_vec())];
+    if kind.keeps_created() {
+        out.push((F_CREATED.to_vec(), now_ms.to_string().into_bytes()));
+    }
+    out
 }
 
 /// A new record: header plus the caller's fields.
@@ -322,8 +331,9 @@ pub fn after_failure(previous_failures: i64, max_attempts: i64) -> AttemptOutcom
     }
 }
 
-/// The tombstone that replaces a consumed code: kind, creation and consumption
-/// times, and the token it issued. The client data and the challenge are gone.
+/// The tombstone that replaces a consumed code: kind, consumption time (and
+/// the creation time of a code written before codes stopped carrying one),
+/// and the token it issued. The client data and the challenge are gone.
 pub fn tombstone(rec: &Record, now_ms: i64, token_key: Option<&[u8]>) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut out = vec![(F_KIND.to_vec(), Kind::Code.as_bytes().to_vec())];
     if let Some(created) = rec.get(F_CREATED) {
@@ -444,6 +454,22 @@ mod tests {
         assert_eq!(after_failure(2, 3), AttemptOutcome::Burn);
         assert_eq!(after_failure(0, 1), AttemptOutcome::Burn);
         assert_eq!(after_failure(i64::MAX, 3), AttemptOutcome::Burn);
+    }
+
+    #[test]
+    fn creation_time_only_where_a_rule_reads_it() {
+        let names =
+            |kind| -> Vec<Vec<u8>> { header(kind, 7).into_iter().map(|(f, _)| f).collect() };
+        for kind in [Kind::Code, Kind::State] {
+            assert_eq!(names(kind), vec![F_KIND.to_vec()]);
+        }
+        for kind in [Kind::Token, Kind::Refresh, Kind::Client] {
+            assert_eq!(names(kind), vec![F_KIND.to_vec(), F_CREATED.to_vec()]);
+            assert_eq!(
+                header(kind, 7).get(1).map(|(_, v)| v.clone()),
+                Some(b"7".to_vec())
+            );
+        }
     }
 
     #[test]
