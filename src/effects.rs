@@ -200,21 +200,54 @@ impl Effects {
     }
 }
 
-/// `RedisModule_HashSet` of alternating names and values, a pair per call.
+/// `RedisModule_HashSet` of alternating names and values, up to eight pairs
+/// per call: each call opens and checks the key again, so a 9-field record
+/// costs two calls instead of nine.
 fn hash_set(k: &Key, strings: &[RedisString]) {
-    for fv in strings.chunks_exact(2) {
-        // SAFETY: k is an open writable key holding a hash or nothing;
-        // HashSet copies field and value; the list ends with NULL.
+    let Some(hs) = (unsafe { raw::RedisModule_HashSet }) else {
+        return;
+    };
+    let (k, none, end) = (
+        k.raw(),
+        raw::REDISMODULE_HASH_NONE as c_int,
+        ptr::null_mut::<raw::RedisModuleString>(),
+    );
+    for group in strings.chunks(16) {
+        let mut buf = [end; 16];
+        for (slot, s) in buf.iter_mut().zip(group) {
+            *slot = s.inner;
+        }
+        let s = buf.get(..group.len()).unwrap_or_default();
+        // SAFETY: k is an open writable key holding a hash or nothing; every
+        // pointer is a live module string that HashSet copies; each list of
+        // names and values ends with NULL.
         unsafe {
-            if let Some(hs) = raw::RedisModule_HashSet {
-                hs(
-                    k.raw(),
-                    raw::REDISMODULE_HASH_NONE as c_int,
-                    fv[0].inner,
-                    fv[1].inner,
-                    ptr::null_mut::<raw::RedisModuleString>(),
-                );
-            }
+            match *s {
+                [a, b] => hs(k, none, a, b, end),
+                [a, b, c, d] => hs(k, none, a, b, c, d, end),
+                [a, b, c, d, e, f] => hs(k, none, a, b, c, d, e, f, end),
+                [a, b, c, d, e, f, g, h] => hs(k, none, a, b, c, d, e, f, g, h, end),
+                [a, b, c, d, e, f, g, h, i, j] => hs(k, none, a, b, c, d, e, f, g, h, i, j, end),
+                [a, b, c, d, e, f, g, h, i, j, l, m] => {
+                    hs(k, none, a, b, c, d, e, f, g, h, i, j, l, m, end)
+                }
+                [a, b, c, d, e, f, g, h, i, j, l, m, n, o] => {
+                    hs(k, none, a, b, c, d, e, f, g, h, i, j, l, m, n, o, end)
+                }
+                [a, b, c, d, e, f, g, h, i, j, l, m, n, o, p, q] => {
+                    hs(k, none, a, b, c, d, e, f, g, h, i, j, l, m, n, o, p, q, end)
+                }
+                // Not reached (names and values come in pairs); a pair per
+                // call all the same.
+                _ => {
+                    for fv in s.chunks_exact(2) {
+                        if let [f, v] = *fv {
+                            hs(k, none, f, v, end);
+                        }
+                    }
+                    0
+                }
+            };
         }
     }
 }
