@@ -1499,7 +1499,7 @@ fn store_scenario(env: &Env, t: &Tpls) -> Group {
          trips (the TTL lands a round trip later). `MULTI HSET PEXPIRE EXEC`: a transaction per \
          code, pipelined. `Lua`: EVALSHA of a script doing HSET and PEXPIRE. The module also \
          refuses to overwrite an existing key, validates the fields (client_id, PKCE challenge \
-         syntax and method) and adds `_kind` and `_created`; the others write blindly.",
+         syntax and method) and adds `_kind`; the others write blindly.",
     );
     store_cmps(g)
 }
