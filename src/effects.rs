@@ -4,7 +4,7 @@
 //! would. Applying and replicating are one loop, so they cannot diverge.
 
 use std::ffi::CStr;
-use std::os::raw::c_int;
+use std::os::raw::{c_int, c_longlong};
 use std::ptr;
 
 use redis_module::{raw, Context, NotifyEvent, RedisString};
@@ -20,6 +20,16 @@ enum Op {
     HSet(RedisString, Vec<RedisString>),
     /// `PEXPIREAT key at_ms`
     PExpireAt(RedisString, i64),
+    /// A new hash with its absolute expiry: one `RESTORE key at_ms payload
+    /// ABSTTL [REPLACE]` when the record fits a listpack under the server's
+    /// settings, else `DEL` (when replacing), `HSET`, `PEXPIREAT`. Without
+    /// replace the key is absent when the entry runs.
+    Create {
+        key: RedisString,
+        strings: Vec<RedisString>,
+        at: i64,
+        replace: bool,
+    },
     /// `SET key value PXAT at_ms`
     SetPxAt(RedisString, Vec<u8>, i64),
     /// `SADD key member ...` (the 7.0 key API has no set calls: runs through
@@ -83,14 +93,19 @@ impl Effects {
         }
         self
     }
-    /// A new record: the hash and its expiry, one atomic step.
+    /// A new record on a key that is absent (or deleted earlier in this
+    /// journal): the hash and its expiry, one atomic step.
     pub fn create_hash<F: AsRef<[u8]>, V: AsRef<[u8]>>(
         &mut self,
         key: &RedisString,
         pairs: impl IntoIterator<Item = (F, V)>,
         at_ms: i64,
     ) -> &mut Self {
-        self.hset(key, pairs).pexpireat(key, at_ms)
+        let strings = pairs
+            .into_iter()
+            .flat_map(|(f, v)| [new_string(f.as_ref()), new_string(v.as_ref())])
+            .collect();
+        self.create_hash_strings(key, strings, at_ms)
     }
     /// `create_hash` from module strings (see `hset_strings`).
     pub fn create_hash_strings(
@@ -99,7 +114,40 @@ impl Effects {
         strings: Vec<RedisString>,
         at_ms: i64,
     ) -> &mut Self {
-        self.hset_strings(key, strings).pexpireat(key, at_ms)
+        if strings.len() >= 2 {
+            self.ops.push(Op::Create {
+                key: share(key),
+                strings,
+                at: at_ms,
+                replace: false,
+            });
+        }
+        self
+    }
+    /// A record that takes the place of whatever `key` holds (a consumed
+    /// code's or refresh token's tombstone): as `del` then `create_hash`, in
+    /// one `RESTORE ... REPLACE` when it can be.
+    pub fn replace_hash<F: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &mut self,
+        key: &RedisString,
+        pairs: impl IntoIterator<Item = (F, V)>,
+        at_ms: i64,
+    ) -> &mut Self {
+        let strings: Vec<RedisString> = pairs
+            .into_iter()
+            .flat_map(|(f, v)| [new_string(f.as_ref()), new_string(v.as_ref())])
+            .collect();
+        if strings.len() >= 2 {
+            self.ops.push(Op::Create {
+                key: share(key),
+                strings,
+                at: at_ms,
+                replace: true,
+            });
+        } else {
+            self.del(key);
+        }
+        self
     }
 
     /// Hands over a key the handler already opened for writing (to read it),
@@ -147,6 +195,38 @@ impl Effects {
                     replicate(ctx, c"PEXPIREAT", &[key.inner, at_s.inner]);
                     notify(ctx, NotifyEvent::GENERIC, c"expire", &key);
                 }
+                Op::Create {
+                    key,
+                    strings,
+                    at,
+                    replace,
+                } => {
+                    if replace {
+                        notify(ctx, NotifyEvent::GENERIC, c"del", &key);
+                    }
+                    if !self.restore(ctx, &key, &strings, at, replace) {
+                        if replace {
+                            let k = self.key(ctx, &key);
+                            // SAFETY: k is an open writable key.
+                            unsafe {
+                                if let Some(f) = raw::RedisModule_DeleteKey {
+                                    f(k.raw());
+                                }
+                            }
+                            replicate(ctx, c"DEL", &[key.inner]);
+                        }
+                        hash_set(self.key(ctx, &key), &strings);
+                        let mut argv = Vec::with_capacity(1 + strings.len());
+                        argv.push(key.inner);
+                        argv.extend(strings.iter().map(|s| s.inner));
+                        replicate(ctx, c"HSET", &argv);
+                        set_abs_expire(self.key(ctx, &key), at);
+                        let at_s = int_string(ctx, at);
+                        replicate(ctx, c"PEXPIREAT", &[key.inner, at_s.inner]);
+                    }
+                    notify(ctx, NotifyEvent::HASH, c"hset", &key);
+                    notify(ctx, NotifyEvent::GENERIC, c"expire", &key);
+                }
                 Op::SetPxAt(key, value, at) => {
                     let k = self.key(ctx, &key);
                     let vs = rstr(ctx, value.as_slice());
@@ -175,6 +255,80 @@ impl Effects {
                     set_call(ctx, "SREM", &key, &members);
                 }
             }
+        }
+    }
+
+    /// Creates the hash `name` with `RESTORE name at payload ABSTTL` (and
+    /// `REPLACE` over an existing key), run and
+    /// replicated as that one command: the listpack is built in one piece
+    /// (`core::dump`) instead of growing by a reallocation per field, and the
+    /// replicas and the AOF get one deterministic command instead of
+    /// `HSET` + `PEXPIREAT` in `MULTI`. False, having changed nothing, when
+    /// the key exists, the record would not be a listpack under the server's
+    /// settings, or the server refuses the command: the caller then writes it
+    /// field by field.
+    fn restore(
+        &mut self,
+        ctx: &Context,
+        name: &RedisString,
+        strings: &[RedisString],
+        at: i64,
+        replace: bool,
+    ) -> bool {
+        let Some(limits) = crate::encoding::limits() else {
+            return false;
+        };
+        if !replace && self.key(ctx, name).kind() != KeyKind::Missing {
+            return false;
+        }
+        let pairs: Vec<(&[u8], &[u8])> = strings
+            .chunks_exact(2)
+            .filter_map(|fv| match fv {
+                [f, v] => Some((f.as_slice(), v.as_slice())),
+                _ => None,
+            })
+            .collect();
+        let Some(payload) = crate::core::dump::hash_payload(&pairs, limits) else {
+            return false;
+        };
+        // RESTORE creates the key behind our handle: close it first, so a
+        // later entry on this key opens it afresh.
+        self.close(name);
+        // SAFETY: "!" replicates the command as run; "s" a live module
+        // string, "l" a long long, "b" a pointer and its length, "c" a C
+        // string; the reply is freed before returning.
+        unsafe {
+            let (Some(call), Some(kind), Some(free)) = (
+                raw::RedisModule_Call,
+                raw::RedisModule_CallReplyType,
+                raw::RedisModule_FreeCallReply,
+            ) else {
+                return false;
+            };
+            let (raw_ctx, cmd, at) = (ctx.get_raw(), c"RESTORE".as_ptr(), at as c_longlong);
+            let (p, n, abs) = (payload.as_ptr(), payload.len(), c"ABSTTL".as_ptr());
+            let reply = if replace {
+                let fmt = c"!slbcc".as_ptr();
+                call(
+                    raw_ctx,
+                    cmd,
+                    fmt,
+                    name.inner,
+                    at,
+                    p,
+                    n,
+                    abs,
+                    c"REPLACE".as_ptr(),
+                )
+            } else {
+                call(raw_ctx, cmd, c"!slbc".as_ptr(), name.inner, at, p, n, abs)
+            };
+            if reply.is_null() {
+                return false;
+            }
+            let ok = kind(reply) != raw::REDISMODULE_REPLY_ERROR as c_int;
+            free(reply);
+            ok
         }
     }
 

@@ -2,8 +2,8 @@
 //!
 //! `core` is the pure domain (no Redis). Everything else is the thin shell:
 //! `commands` (one file per command family, plus the command table),
-//! `keys` (reads), `effects` (writes + replication), `reply`, `config`,
-//! `info` and `clock`.
+//! `keys` (reads), `effects` (writes + replication), `encoding` (the
+//! server's listpack limits), `reply`, `config`, `info` and `clock`.
 
 use redis_module::{redis_module, Context, InfoContext, RedisResult, RedisString, Status};
 
@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod core;
 pub mod effects;
+pub mod encoding;
 pub mod info;
 pub mod keys;
 pub mod reply;
@@ -92,6 +93,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
             }
         }
     }
+    encoding::track(ctx);
     Status::Ok
 }
 

@@ -644,7 +644,10 @@ fn writes_raise_the_native_keyspace_events_and_failures_raise_none() {
     ];
     let (r, got) = e.of(&mut c, &savecode);
     r.unwrap();
-    assert_eq!(got, ev(&[("hset", "code"), ("expire", "code")]));
+    assert_eq!(
+        got,
+        ev(&[("restore", "code"), ("hset", "code"), ("expire", "code")])
+    );
 
     // Failures that write nothing raise nothing.
     let failures: Vec<Vec<&str>> = vec![
@@ -704,11 +707,18 @@ fn writes_raise_the_native_keyspace_events_and_failures_raise_none() {
     assert_eq!(got, ev(&[("hset", "code")]));
 
     // The exchange: the code is deleted and rewritten as a tombstone with its expiry.
+    // A record small enough for a listpack is written in one piece by RESTORE,
+    // which raises `restore`; the native events follow it.
     let (r, got) = e.of(&mut c, &["OAUTH.EXCHANGE", "code", "app1", "", VERIFIER]);
     r.unwrap();
     assert_eq!(
         got,
-        ev(&[("del", "code"), ("hset", "code"), ("expire", "code")])
+        ev(&[
+            ("del", "code"),
+            ("restore", "code"),
+            ("hset", "code"),
+            ("expire", "code")
+        ])
     );
     // Reuse without an issued token: nothing to revoke, nothing raised.
     let (r, got) = e.of(&mut c, &["OAUTH.EXCHANGE", "code", "app1", "", VERIFIER]);
@@ -718,7 +728,10 @@ fn writes_raise_the_native_keyspace_events_and_failures_raise_none() {
     // With ISSUE, the token is created too; its reuse deletes it.
     save_code(&mut c, "code2");
     let (_, got) = e.of(&mut c, &["PING"]);
-    assert_eq!(got, ev(&[("hset", "code2"), ("expire", "code2")]));
+    assert_eq!(
+        got,
+        ev(&[("restore", "code2"), ("hset", "code2"), ("expire", "code2")])
+    );
     let (r, got) = e.of(
         &mut c,
         &[
@@ -737,8 +750,10 @@ fn writes_raise_the_native_keyspace_events_and_failures_raise_none() {
         got,
         ev(&[
             ("del", "code2"),
+            ("restore", "code2"),
             ("hset", "code2"),
             ("expire", "code2"),
+            ("restore", "tok2"),
             ("hset", "tok2"),
             ("expire", "tok2"),
         ])
@@ -750,7 +765,10 @@ fn writes_raise_the_native_keyspace_events_and_failures_raise_none() {
     // Burning a code deletes it.
     save_code(&mut c, "code3");
     let (_, got) = e.of(&mut c, &["PING"]);
-    assert_eq!(got, ev(&[("hset", "code3"), ("expire", "code3")]));
+    assert_eq!(
+        got,
+        ev(&[("restore", "code3"), ("hset", "code3"), ("expire", "code3")])
+    );
     for _ in 0..2 {
         let (r, got) = e.of(&mut c, &["OAUTH.EXCHANGE", "code3", "x", "", ""]);
         assert!(r.is_err());
@@ -765,11 +783,17 @@ fn writes_raise_the_native_keyspace_events_and_failures_raise_none() {
         &mut c,
         &["OAUTH.SAVETOKEN", "tok", "60", "FIELDS", "1", "sub", "u"],
     );
-    assert_eq!(got, ev(&[("hset", "tok"), ("expire", "tok")]));
+    assert_eq!(
+        got,
+        ev(&[("restore", "tok"), ("hset", "tok"), ("expire", "tok")])
+    );
     let (_, got) = e.of(&mut c, &["OAUTH.REVOKE", "tok", "nope"]);
     assert_eq!(got, ev(&[("del", "tok")]));
     let (_, got) = e.of(&mut c, &["OAUTH.SAVESTATE", "st", "60", "FIELDS", "0"]);
-    assert_eq!(got, ev(&[("hset", "st"), ("expire", "st")]));
+    assert_eq!(
+        got,
+        ev(&[("restore", "st"), ("hset", "st"), ("expire", "st")])
+    );
     let (_, got) = e.of(&mut c, &["OAUTH.CONSUMESTATE", "st"]);
     assert_eq!(got, ev(&[("del", "st")]));
 

@@ -50,9 +50,10 @@ pub fn save(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     }
     let mut fx = Effects::new();
     if existing.is_some() {
-        fx.del(key);
+        fx.replace_hash(key, rec, at);
+    } else {
+        fx.create_hash(key, rec, at);
     }
-    fx.create_hash(key, rec, at);
     fx.commit(ctx);
     info::bump(Counter::ClientsSaved);
     Ok(Reply::Map(vec![(

@@ -242,7 +242,7 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     if let Some(g) = grant {
         stone.push((F_GRANT.to_vec(), g.as_slice().to_vec()));
     }
-    fx.del(code_key).create_hash(code_key, stone, tombstone_at);
+    fx.replace_hash(code_key, stone, tombstone_at);
     let mut members = vec![code_key.as_slice().to_vec()];
     let mut latest = tombstone_at;
     for (k, ttl, kind) in created {

@@ -2,6 +2,7 @@
 //! Every rule a command enforces lives here and is unit-tested without a server.
 //! (CI checks that this directory never imports `redis_module`.)
 
+pub mod dump;
 pub mod error;
 pub mod gcra;
 pub mod pkce;
