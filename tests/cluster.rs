@@ -1204,12 +1204,7 @@ fn check_shards(cluster: &Cluster, topo: &Topology, what: &str) -> BTreeMap<u16,
         assert_eq!(dbsize, snap.len());
         sizes.insert(*m, snap.len());
         if let Some(r) = topo.replica_of(*m) {
-            let acked: i64 = redis::cmd("WAIT")
-                .arg(1)
-                .arg(10000)
-                .query(&mut mc)
-                .expect("WAIT");
-            assert!(acked >= 1, "{what}: replica {r} of {m} did not acknowledge");
+            wait_applied(&mut mc, &mut cluster.conn(r));
             let rsnap = snapshot_node(&mut cluster.conn(r));
             if rsnap != snap {
                 let diff: Vec<_> = snap
@@ -1229,16 +1224,11 @@ fn check_shards(cluster: &Cluster, topo: &Topology, what: &str) -> BTreeMap<u16,
     sizes
 }
 
-/// WAIT 1 on every master that has a replica, so the replica holds all writes.
+/// Waits until the replica of every master that has one holds all its writes.
 fn wait_replicas(cluster: &Cluster, topo: &Topology) {
     for m in topo.masters.keys() {
-        if topo.replica_of(*m).is_some() {
-            let acked: i64 = redis::cmd("WAIT")
-                .arg(1)
-                .arg(10000)
-                .query(&mut cluster.conn(*m))
-                .expect("WAIT");
-            assert!(acked >= 1, "the replica of {m} did not acknowledge");
+        if let Some(r) = topo.replica_of(*m) {
+            wait_applied(&mut cluster.conn(*m), &mut cluster.conn(r));
         }
     }
 }

@@ -133,7 +133,7 @@ fn replica_holds_the_masters_state() {
     }
     let mut m = master.conn();
     workload(&mut m);
-    master.wait_replicas(1);
+    master.wait_replica(&replica);
     let ms = snapshot(&mut m);
     let rs = snapshot(&mut replica.conn());
     assert!(!ms.is_empty());
@@ -360,7 +360,7 @@ fn wait_link_up(replica: &Server) {
 /// Compares master and replica key by key. Keys that expire between the two
 /// reads are skipped: they are legitimately racing the clock.
 fn assert_same(master: &Server, replica: &Server) {
-    master.wait_replicas(1);
+    master.wait_replica(replica);
     let ms = snapshot(&mut master.conn());
     let rs = snapshot(&mut replica.conn());
     let now_ms = {
@@ -471,7 +471,7 @@ fn a_replica_never_expires_or_writes_on_its_own() {
         &["OAUTH.SAVETOKEN", "tok", "1", "FIELDS", "1", "sub", "u"],
     )
     .unwrap();
-    master.wait_replicas(1);
+    master.wait_replica(&replica);
     let mut r = replica.conn();
     assert_eq!(
         field(

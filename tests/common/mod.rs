@@ -244,15 +244,42 @@ impl Server {
         s
     }
 
-    /// Waits until a replica has caught up with this master's offset.
-    pub fn wait_replicas(&self, n: usize) {
-        let mut c = self.conn();
-        let got: usize = redis::cmd("WAIT")
-            .arg(n)
-            .arg(5000)
-            .query(&mut c)
-            .expect("WAIT");
-        assert!(got >= n, "only {got} of {n} replicas acknowledged");
+    /// Waits until `replica` has applied everything this master has
+    /// written so far. (`WAIT` on a fresh connection returns at once: it
+    /// waits for the connection's own last write, and a new connection has
+    /// none, so it cannot serve here.)
+    pub fn wait_replica(&self, replica: &Server) {
+        wait_applied(&mut self.conn(), &mut replica.conn());
+    }
+}
+
+/// Waits (up to 30 s) until the replica behind `replica` has applied the
+/// master's whole replication stream as of now: its `master_repl_offset`,
+/// which a replica advances as it applies what it receives, reaches the
+/// master's.
+pub fn wait_applied(master: &mut Connection, replica: &mut Connection) {
+    let offset = |c: &mut Connection| -> i64 {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(c)
+            .expect("INFO replication");
+        info.lines()
+            .find_map(|l| l.strip_prefix("master_repl_offset:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("master_repl_offset in INFO replication")
+    };
+    let target = offset(master);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let applied = offset(replica);
+        if applied >= target {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica applied up to offset {applied} of {target}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 
