@@ -204,7 +204,7 @@ impl Effects {
                     if replace {
                         notify(ctx, NotifyEvent::GENERIC, c"del", &key);
                     }
-                    if !self.restore(ctx, &key, &strings, at, replace) {
+                    if !self.restore_strings(ctx, &key, &strings, at, replace) {
                         if replace {
                             let k = self.key(ctx, &key);
                             // SAFETY: k is an open writable key.
@@ -258,16 +258,12 @@ impl Effects {
         }
     }
 
-    /// Creates the hash `name` with `RESTORE name at payload ABSTTL` (and
-    /// `REPLACE` over an existing key), run and
-    /// replicated as that one command: the listpack is built in one piece
-    /// (`core::dump`) instead of growing by a reallocation per field, and the
-    /// replicas and the AOF get one deterministic command instead of
-    /// `HSET` + `PEXPIREAT` in `MULTI`. False, having changed nothing, when
-    /// the key exists, the record would not be a listpack under the server's
-    /// settings, or the server refuses the command: the caller then writes it
-    /// field by field.
-    fn restore(
+    /// Creates the hash `name` in one `RESTORE` (see [`restore`]) from the
+    /// journal's strings. False, having changed nothing, when the key exists
+    /// (without `replace`), the record would not be a listpack under the
+    /// server's settings, or the server refuses the command: the caller then
+    /// writes it field by field.
+    fn restore_strings(
         &mut self,
         ctx: &Context,
         name: &RedisString,
@@ -275,9 +271,6 @@ impl Effects {
         at: i64,
         replace: bool,
     ) -> bool {
-        let Some(limits) = crate::encoding::limits() else {
-            return false;
-        };
         if !replace && self.key(ctx, name).kind() != KeyKind::Missing {
             return false;
         }
@@ -288,48 +281,13 @@ impl Effects {
                 _ => None,
             })
             .collect();
-        let Some(payload) = crate::core::dump::hash_payload(&pairs, limits) else {
+        let Some(payload) = payload(&pairs) else {
             return false;
         };
         // RESTORE creates the key behind our handle: close it first, so a
         // later entry on this key opens it afresh.
         self.close(name);
-        // SAFETY: "!" replicates the command as run; "s" a live module
-        // string, "l" a long long, "b" a pointer and its length, "c" a C
-        // string; the reply is freed before returning.
-        unsafe {
-            let (Some(call), Some(kind), Some(free)) = (
-                raw::RedisModule_Call,
-                raw::RedisModule_CallReplyType,
-                raw::RedisModule_FreeCallReply,
-            ) else {
-                return false;
-            };
-            let (raw_ctx, cmd, at) = (ctx.get_raw(), c"RESTORE".as_ptr(), at as c_longlong);
-            let (p, n, abs) = (payload.as_ptr(), payload.len(), c"ABSTTL".as_ptr());
-            let reply = if replace {
-                let fmt = c"!slbcc".as_ptr();
-                call(
-                    raw_ctx,
-                    cmd,
-                    fmt,
-                    name.inner,
-                    at,
-                    p,
-                    n,
-                    abs,
-                    c"REPLACE".as_ptr(),
-                )
-            } else {
-                call(raw_ctx, cmd, c"!slbc".as_ptr(), name.inner, at, p, n, abs)
-            };
-            if reply.is_null() {
-                return false;
-            }
-            let ok = kind(reply) != raw::REDISMODULE_REPLY_ERROR as c_int;
-            free(reply);
-            ok
-        }
+        restore(ctx, name, &payload, at, replace)
     }
 
     /// The open handle of `name`, opening it for writing the first time.
@@ -351,6 +309,85 @@ impl Effects {
     /// Closes the handle of `name`, before a write that does not go through it.
     fn close(&mut self, name: &RedisString) {
         self.open.retain(|(n, _)| n.as_slice() != name.as_slice());
+    }
+}
+
+/// A new record on the absent key `name`, written at once rather than
+/// journaled: one `RESTORE` (see [`restore`]), with the keyspace events a
+/// journaled `create_hash` raises. `open` is the handle the caller checked
+/// the key with; it is closed first. False, having changed nothing, when the
+/// record would not be a listpack under the server's settings or the server
+/// refuses: the caller then writes it through the journal, field by field.
+/// This is the path of SAVECODE and SAVESTATE, which write nothing else: it
+/// spares them the journal's module strings and bookkeeping.
+pub fn create_at_once(
+    ctx: &Context,
+    name: &RedisString,
+    open: Key,
+    pairs: &[(&[u8], &[u8])],
+    at: i64,
+) -> bool {
+    let Some(payload) = payload(pairs) else {
+        return false;
+    };
+    drop(open);
+    if !restore(ctx, name, &payload, at, false) {
+        return false;
+    }
+    notify(ctx, NotifyEvent::HASH, c"hset", name);
+    notify(ctx, NotifyEvent::GENERIC, c"expire", name);
+    true
+}
+
+/// The `DUMP` payload of a hash of `pairs` when it is a listpack under the
+/// server's current settings (`crate::encoding`).
+fn payload(pairs: &[(&[u8], &[u8])]) -> Option<Vec<u8>> {
+    crate::core::dump::hash_payload(pairs, crate::encoding::limits()?)
+}
+
+/// `RESTORE name at payload ABSTTL [REPLACE]` through `RedisModule_Call`
+/// with `!`, so it is applied and replicated as that one deterministic
+/// command: the listpack built in one piece (`core::dump`) instead of growing
+/// by a reallocation per field, and one command for the replicas and the AOF
+/// instead of `HSET` + `PEXPIREAT` in `MULTI`. No key of `name` may be open.
+/// False when the server refuses (the key exists without `replace`, or
+/// `RESTORE` is renamed away); nothing was written then.
+fn restore(ctx: &Context, name: &RedisString, payload: &[u8], at: i64, replace: bool) -> bool {
+    // SAFETY: "!" replicates the command as run; "s" a live module string,
+    // "l" a long long, "b" a pointer and its length, "c" a C string; the
+    // reply is freed before returning.
+    unsafe {
+        let (Some(call), Some(kind), Some(free)) = (
+            raw::RedisModule_Call,
+            raw::RedisModule_CallReplyType,
+            raw::RedisModule_FreeCallReply,
+        ) else {
+            return false;
+        };
+        let (raw_ctx, cmd, at) = (ctx.get_raw(), c"RESTORE".as_ptr(), at as c_longlong);
+        let (p, n, abs) = (payload.as_ptr(), payload.len(), c"ABSTTL".as_ptr());
+        let reply = if replace {
+            let fmt = c"!slbcc".as_ptr();
+            call(
+                raw_ctx,
+                cmd,
+                fmt,
+                name.inner,
+                at,
+                p,
+                n,
+                abs,
+                c"REPLACE".as_ptr(),
+            )
+        } else {
+            call(raw_ctx, cmd, c"!slbc".as_ptr(), name.inner, at, p, n, abs)
+        };
+        if reply.is_null() {
+            return false;
+        }
+        let ok = kind(reply) != raw::REDISMODULE_REPLY_ERROR as c_int;
+        free(reply);
+        ok
     }
 }
 

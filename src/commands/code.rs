@@ -7,7 +7,7 @@
 
 use redis_module::{Context, RedisString};
 
-use super::{arg, bytes, expiry_at, record_strings};
+use super::{arg, bytes, create_record, expiry_at};
 use crate::clock::now_ms;
 use crate::core::record::{
     self, after_failure, check_exchange, code_state, AttemptOutcome, CodeState, ExchangeRequest,
@@ -30,17 +30,7 @@ pub fn savecode(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     let ttl = parse_ttl(arg(&a, 2)?, limits.code_max_ttl)?;
     let fields = parse_fields(a.get(3..).unwrap_or_default(), &limits)?;
     record::validate_code_fields(&fields, &limits)?;
-    let k = Key::open(ctx, key, true);
-    require_absent(&k)?;
-
-    let now = now_ms();
-    let mut fx = Effects::new();
-    fx.adopt(key, k).create_hash_strings(
-        key,
-        record_strings(Kind::Code, now, args, fields.len()),
-        expiry_at(now, ttl)?,
-    );
-    fx.commit(ctx);
+    create_record(ctx, args, key, Kind::Code, &fields, now_ms(), ttl)?;
     info::bump(Counter::CodesSaved);
     Ok(Reply::Ok)
 }

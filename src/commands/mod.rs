@@ -4,16 +4,20 @@
 //! runs inside [`dispatch`], which catches panics and writes the reply.
 
 use std::ffi::CString;
+use std::mem::ManuallyDrop;
 use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
 use redis_module::{raw, Context, RedisString};
 
-use crate::core::record::Kind;
+use crate::core::record::{self, Kind};
+use crate::core::validate::Pair;
 use crate::core::{OAuthError, OResult};
+use crate::effects::{self, Effects};
 use crate::info::{self, Counter};
 use crate::keys::{new_string, share};
+use crate::keys::{require_absent, Key};
 use crate::reply::{self, Reply};
 
 pub mod client;
@@ -320,12 +324,13 @@ fn dispatch(
 ) -> c_int {
     let context = Context::new(ctx);
     let result = catch_unwind(AssertUnwindSafe(|| {
-        let args = redis_module::decode_args(ctx, argv, argc);
+        let held = borrow_args(ctx, argv, argc);
+        let args = as_strings(&held);
         if context.is_keys_position_request() {
-            report_key_positions(&context, &args);
+            report_key_positions(&context, args);
             return Ok(Reply::Ok);
         }
-        handler(&context, &args)
+        handler(&context, args)
     }));
     if context.is_keys_position_request() {
         return raw::Status::Ok as c_int;
@@ -338,6 +343,38 @@ fn dispatch(
     });
     reply::emit(&context, result);
     raw::Status::Ok as c_int
+}
+
+/// The command's arguments as `RedisString`s that borrow Redis's argument
+/// vector instead of taking a reference each (`decode_args` retains every
+/// argument and frees it again, about 40 instructions per argument on every
+/// call). `ManuallyDrop` keeps them from being freed: Redis owns them and
+/// they outlive the handler. A handler that keeps one beyond its call takes
+/// its own reference with `keys::share`.
+fn borrow_args(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+) -> Vec<ManuallyDrop<RedisString>> {
+    let n = usize::try_from(argc).unwrap_or(0);
+    if argv.is_null() || n == 0 {
+        return Vec::new();
+    }
+    // SAFETY: Redis passes argc valid argument pointers in argv, alive for
+    // the whole command call.
+    let raw_args = unsafe { std::slice::from_raw_parts(argv, n) };
+    raw_args
+        .iter()
+        .map(|&s| ManuallyDrop::new(RedisString::from_redis_module_string(ctx, s)))
+        .collect()
+}
+
+/// `borrow_args` seen as plain `RedisString`s.
+fn as_strings(held: &[ManuallyDrop<RedisString>]) -> &[RedisString] {
+    // SAFETY: ManuallyDrop<T> is #[repr(transparent)] over T, so a slice of
+    // one has the layout of a slice of the other; the borrow keeps `held`
+    // (which never drops its strings) alive for as long as the view.
+    unsafe { std::slice::from_raw_parts(held.as_ptr().cast::<RedisString>(), held.len()) }
 }
 
 /// Answers a keys-position request (commands flagged `getkeys-api`). Redis
@@ -591,6 +628,36 @@ pub fn expiry_at(now_ms: i64, ttl_s: i64) -> OResult<i64> {
         .checked_mul(1000)
         .and_then(|ms| now_ms.checked_add(ms))
         .ok_or_else(|| OAuthError::invalid_request("ttl is too large"))
+}
+
+/// Writes a new record on `key`, which must be absent (`EXISTS` otherwise):
+/// the header of `kind`, then the caller's `fields`, which `parse_fields`
+/// found to be the last `2 * fields.len()` arguments, expiring `ttl_s`
+/// seconds from `now_ms`. At once as one `RESTORE` when the record is a
+/// listpack under the server's settings; otherwise through the journal,
+/// field by field.
+pub fn create_record(
+    ctx: &Context,
+    args: &[RedisString],
+    key: &RedisString,
+    kind: Kind,
+    fields: &[Pair<'_>],
+    now_ms: i64,
+    ttl_s: i64,
+) -> OResult<()> {
+    let k = Key::open(ctx, key, true);
+    require_absent(&k)?;
+    let at = expiry_at(now_ms, ttl_s)?;
+    let created = record::created_value(kind, now_ms);
+    let mut pairs: Vec<Pair<'_>> = Vec::with_capacity(2 + fields.len());
+    pairs.extend(record::header_pairs(kind, created.as_deref()));
+    pairs.extend_from_slice(fields);
+    if !effects::create_at_once(ctx, key, k, &pairs, at) {
+        let mut fx = Effects::new();
+        fx.create_hash_strings(key, record_strings(kind, now_ms, args, fields.len()), at);
+        fx.commit(ctx);
+    }
+    Ok(())
 }
 
 /// A new record as module strings, names and values alternating: the header,

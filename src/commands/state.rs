@@ -2,14 +2,14 @@
 
 use redis_module::{Context, RedisString};
 
-use super::{arg, bytes, expiry_at};
+use super::{arg, bytes, create_record};
 use crate::clock::now_ms;
-use crate::core::record::{self, Kind};
+use crate::core::record::Kind;
 use crate::core::validate::{parse_fields, parse_ttl, Limits};
 use crate::core::{OAuthError, OResult};
 use crate::effects::Effects;
 use crate::info::{self, Counter};
-use crate::keys::{load_record, require_absent, Key};
+use crate::keys::{load_record, Key};
 use crate::reply::{bytes_map, Reply};
 
 /// `OAUTH.SAVESTATE key ttl FIELDS numfields field value [field value ...]`
@@ -21,16 +21,7 @@ pub fn savestate(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         .ok_or_else(|| OAuthError::invalid_request("key is required"))?;
     let ttl = parse_ttl(arg(&a, 2)?, limits.state_max_ttl)?;
     let fields = parse_fields(a.get(3..).unwrap_or_default(), &limits)?;
-    require_absent(&Key::open(ctx, key, true))?;
-
-    let now = now_ms();
-    let mut fx = Effects::new();
-    fx.create_hash(
-        key,
-        record::new_record(Kind::State, now, &fields),
-        expiry_at(now, ttl)?,
-    );
-    fx.commit(ctx);
+    create_record(ctx, args, key, Kind::State, &fields, now_ms(), ttl)?;
     info::bump(Counter::StatesSaved);
     Ok(Reply::Ok)
 }

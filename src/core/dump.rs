@@ -32,52 +32,83 @@ pub struct ListpackLimits {
 /// not store them as a listpack (more pairs than `max_entries`, a name or
 /// value longer than `max_value`, no pair at all, or a repeated name), in
 /// which case the caller writes the hash field by field.
+///
+/// One pass: the listpack is written after room for the longest RDB length
+/// prefix, its header is filled in once its size is known, and the prefix is
+/// then put right before it (each entry's encoding is decided once).
 pub fn hash_payload(pairs: &[(&[u8], &[u8])], limits: ListpackLimits) -> Option<Vec<u8>> {
     let count = u64::try_from(pairs.len()).ok()?;
+    if count == 0 || count > limits.max_entries {
+        return None;
+    }
     let too_long = |s: &[u8]| u64::try_from(s.len()).map_or(true, |n| n > limits.max_value);
-    let mut size: usize = 0;
+    // An upper bound of the payload: per entry at most 5 bytes of encoding
+    // and 5 of back-length around its data.
+    let mut bound: usize = PREFIX + LP_HEADER + 1 + TRAILER;
     for (i, (f, v)) in pairs.iter().enumerate() {
         if too_long(f) || too_long(v) || pairs.iter().take(i).any(|(g, _)| g == f) {
             return None;
         }
-        size = size
-            .checked_add(entry_size(f)?)?
-            .checked_add(entry_size(v)?)?;
+        bound = bound
+            .checked_add(f.len())?
+            .checked_add(v.len())?
+            .checked_add(20)?;
     }
-    if count == 0 || count > limits.max_entries {
-        return None;
-    }
-    // Header (total bytes, element count), entries, end byte.
-    let total = size.checked_add(7)?;
-    let total_u32 = u32::try_from(total).ok()?;
     let elements = u16::try_from(count.checked_mul(2)?).unwrap_or(u16::MAX);
 
-    let mut out = Vec::with_capacity(total + 32);
-    out.push(RDB_TYPE_HASH_LISTPACK);
-    rdb_len(&mut out, total_u32);
-    out.extend_from_slice(&total_u32.to_le_bytes());
-    out.extend_from_slice(&elements.to_le_bytes());
+    let mut out = Vec::with_capacity(bound);
+    out.resize(PREFIX + LP_HEADER, 0);
     for (f, v) in pairs {
         entry(&mut out, f);
         entry(&mut out, v);
     }
     out.push(0xFF);
+    // The listpack: total bytes and element count, little-endian.
+    let total = u32::try_from(out.len().checked_sub(PREFIX)?).ok()?;
+    let mut header = [0u8; LP_HEADER];
+    header.get_mut(..4)?.copy_from_slice(&total.to_le_bytes());
+    header
+        .get_mut(4..)?
+        .copy_from_slice(&elements.to_le_bytes());
+    out.get_mut(PREFIX..PREFIX + LP_HEADER)?
+        .copy_from_slice(&header);
+    // The object type and the listpack's length as an RDB string, right
+    // before the listpack; the unused room in front is then dropped.
+    let (len, n) = rdb_len(total);
+    let start = PREFIX.checked_sub(1 + n)?;
+    let room = out.get_mut(start..PREFIX)?;
+    let (kind, rest) = room.split_first_mut()?;
+    *kind = RDB_TYPE_HASH_LISTPACK;
+    rest.copy_from_slice(len.get(..n)?);
+    out.drain(..start);
     out.extend_from_slice(&RDB_VERSION.to_le_bytes());
     let crc = CRC.checksum(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     Some(out)
 }
 
-/// An RDB length (`rdbSaveLen`), for lengths that fit 32 bits.
-fn rdb_len(out: &mut Vec<u8>, len: u32) {
+/// Room for the object type and the longest RDB length (1 + 5 bytes).
+const PREFIX: usize = 6;
+/// A listpack's header: total bytes (4) and element count (2).
+const LP_HEADER: usize = 6;
+/// The RDB version (2) and the CRC-64 (8).
+const TRAILER: usize = 10;
+
+/// An RDB length (`rdbSaveLen`) for lengths that fit 32 bits: its bytes and
+/// how many of them are used (1, 2 or 5).
+fn rdb_len(len: u32) -> ([u8; 5], usize) {
+    let mut b = [0u8; 5];
     if len < 1 << 6 {
-        out.push(len as u8);
+        b[0] = len as u8;
+        (b, 1)
     } else if len < 1 << 14 {
-        out.push(0x40 | (len >> 8) as u8);
-        out.push(len as u8);
+        b[0] = 0x40 | (len >> 8) as u8;
+        b[1] = len as u8;
+        (b, 2)
     } else {
-        out.push(0x80);
-        out.extend_from_slice(&len.to_be_bytes());
+        b[0] = 0x80;
+        b[1..].copy_from_slice(&len.to_be_bytes());
+        (b, 5)
     }
 }
 
@@ -156,14 +187,6 @@ fn encoding(s: &[u8]) -> ([u8; 9], usize, &[u8]) {
         5
     };
     (h, n, s)
-}
-
-/// Bytes of one entry: encoding, data and back-length; `None` past 4 GiB.
-fn entry_size(s: &[u8]) -> Option<usize> {
-    u32::try_from(s.len()).ok()?;
-    let (_, n, data) = encoding(s);
-    let l = n + data.len();
-    Some(l + backlen_size(l))
 }
 
 fn backlen_size(l: usize) -> usize {
@@ -301,6 +324,32 @@ mod tests {
             got.as_deref(),
             Some(&include_bytes!("dump_vectors/vec_long.bin")[..])
         );
+    }
+
+    #[test]
+    fn a_listpack_of_16_kib_or_more_has_a_five_byte_length() {
+        let big = "v".repeat(20_000);
+        let limits = ListpackLimits {
+            max_entries: 128,
+            max_value: 1 << 20,
+        };
+        let got = payload(&["k", &big], limits).expect("a listpack");
+        let (body, crc) = got.split_at(got.len() - 8);
+        assert_eq!(
+            u64::from_le_bytes(crc.try_into().unwrap()),
+            CRC.checksum(body)
+        );
+        assert_eq!(&body[..2], &[RDB_TYPE_HASH_LISTPACK, 0x80]);
+        let len = u32::from_be_bytes(body[2..6].try_into().unwrap()) as usize;
+        let listpack = &body[6..body.len() - 2];
+        assert_eq!(listpack.len(), len);
+        assert_eq!(
+            u32::from_le_bytes(listpack[..4].try_into().unwrap()) as usize,
+            len
+        );
+        assert_eq!(u16::from_le_bytes(listpack[4..6].try_into().unwrap()), 2);
+        assert_eq!(listpack.last(), Some(&0xFF));
+        assert_eq!(&body[body.len() - 2..], &RDB_VERSION.to_le_bytes());
     }
 
     #[test]

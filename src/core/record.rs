@@ -172,11 +172,22 @@ impl<F: AsRef<[u8]>, V: AsRef<[u8]>> Extend<(F, V)> for Record {
 /// minutes and nothing judges by age, so they carry `_kind` only: an 8-field
 /// code then stays in the same allocation size class as the plain hash.
 pub fn header(kind: Kind, now_ms: i64) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut out = vec![(F_KIND.to_vec(), kind.as_bytes().to_vec())];
-    if kind.keeps_created() {
-        out.push((F_CREATED.to_vec(), now_ms.to_string().into_bytes()));
-    }
-    out
+    let created = created_value(kind, now_ms);
+    header_pairs(kind, created.as_deref())
+        .map(|(f, v)| (f.to_vec(), v.to_vec()))
+        .collect()
+}
+
+/// The value of `_created` for a kind that carries it (see [`header`]).
+pub fn created_value(kind: Kind, now_ms: i64) -> Option<Vec<u8>> {
+    kind.keeps_created()
+        .then(|| now_ms.to_string().into_bytes())
+}
+
+/// [`header`] as borrowed pairs, `created` from [`created_value`]: nothing
+/// is allocated for a code or a state.
+pub fn header_pairs(kind: Kind, created: Option<&[u8]>) -> impl Iterator<Item = Pair<'_>> {
+    std::iter::once((F_KIND, kind.as_bytes())).chain(created.map(|c| (F_CREATED, c)))
 }
 
 /// A new record: header plus the caller's fields.
