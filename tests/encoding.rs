@@ -277,3 +277,86 @@ fn without_restore_records_are_written_field_by_field() {
     assert!(pexpiretime(&mut c, "m:1") > 0);
     assert!(pexpiretime(&mut c, "t:1") > 0);
 }
+
+#[test]
+fn states_take_the_same_two_paths_as_codes() {
+    // SAVESTATE writes its record at once (one RESTORE), or field by field
+    // when it is no listpack under the settings; either way the hash HSET
+    // builds, with its expiry.
+    let s = Server::start();
+    let mut c = s.conn();
+    let before = restores(&mut c);
+    ok(
+        &mut c,
+        &[
+            "OAUTH.SAVESTATE",
+            "m:s1",
+            "300",
+            "FIELDS",
+            "1",
+            "nonce",
+            "n-1",
+        ],
+    );
+    run(&mut c, &["HSET", "p:s1", "_kind", "state", "nonce", "n-1"]).expect("HSET");
+    assert_eq!(restores(&mut c), before + 1, "written in one piece");
+    assert_same_hash(&mut c, "m:s1", "p:s1");
+
+    let before = restores(&mut c);
+    ok(
+        &mut c,
+        &[
+            "OAUTH.SAVESTATE",
+            "m:s2",
+            "300",
+            "FIELDS",
+            "1",
+            "nonce",
+            LONG_URI,
+        ],
+    );
+    run(
+        &mut c,
+        &["HSET", "p:s2", "_kind", "state", "nonce", LONG_URI],
+    )
+    .expect("HSET");
+    assert_eq!(restores(&mut c), before, "not a listpack: field by field");
+    assert_eq!(encoding(&mut c, "m:s2"), "hashtable");
+    assert_same_hash(&mut c, "m:s2", "p:s2");
+    for key in ["m:s1", "m:s2"] {
+        assert!(pexpiretime(&mut c, key) > server_ms(&mut c), "{key}");
+    }
+}
+
+#[test]
+fn a_record_of_16_kib_or_more_is_restored_and_checked() {
+    // A listpack of 16 KiB or more has the 5-byte RDB length; Redis walks it
+    // entry by entry under deep sanitization and accepts it.
+    let s = Server::start_with(Opts {
+        server_args: vec!["--sanitize-dump-payload".into(), "yes".into()],
+        module_args: vec!["record-max-bytes".into(), "1000000".into()],
+        ..Opts::default()
+    });
+    let mut c = s.conn();
+    ok(
+        &mut c,
+        &["CONFIG", "SET", "hash-max-listpack-value", "100000"],
+    );
+    let big = "v".repeat(20_000);
+    let before = restores(&mut c);
+    ok(
+        &mut c,
+        &[
+            "OAUTH.SAVESTATE",
+            "m:big",
+            "300",
+            "FIELDS",
+            "1",
+            "blob",
+            &big,
+        ],
+    );
+    run(&mut c, &["HSET", "p:big", "_kind", "state", "blob", &big]).expect("HSET");
+    assert_eq!(restores(&mut c), before + 1, "written in one piece");
+    assert_same_hash(&mut c, "m:big", "p:big");
+}
