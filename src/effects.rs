@@ -6,10 +6,19 @@
 use std::ffi::CStr;
 use std::os::raw::{c_int, c_longlong};
 use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use redis_module::{raw, Context, NotifyEvent, RedisString};
 
+use crate::core::record::Record;
 use crate::keys::{new_string, rstr, share, Key, KeyKind};
+
+/// The pairs as one record (two allocations, whatever the number of fields).
+fn collect<F: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: impl IntoIterator<Item = (F, V)>) -> Record {
+    let mut rec = Record::default();
+    rec.extend(pairs);
+    rec
+}
 
 enum Op {
     /// `DEL key`
@@ -26,7 +35,7 @@ enum Op {
     /// replace the key is absent when the entry runs.
     Create {
         key: RedisString,
-        strings: Vec<RedisString>,
+        body: Body,
         at: i64,
         replace: bool,
     },
@@ -37,6 +46,39 @@ enum Op {
     SAdd(RedisString, Vec<Vec<u8>>),
     /// `SREM key member ...`
     SRem(RedisString, Vec<Vec<u8>>),
+}
+
+/// The fields of a hash to create: module strings the handler already holds
+/// (names and values alternating), or bytes it built, kept in one buffer
+/// (module strings are made of those only if the record has to be written
+/// field by field).
+enum Body {
+    Strings(Vec<RedisString>),
+    Owned(Record),
+}
+
+impl Body {
+    fn pairs(&self) -> Vec<(&[u8], &[u8])> {
+        match self {
+            Body::Strings(strings) => strings
+                .chunks_exact(2)
+                .filter_map(|fv| match fv {
+                    [f, v] => Some((f.as_slice(), v.as_slice())),
+                    _ => None,
+                })
+                .collect(),
+            Body::Owned(rec) => rec.fields().collect(),
+        }
+    }
+    fn into_strings(self) -> Vec<RedisString> {
+        match self {
+            Body::Strings(strings) => strings,
+            Body::Owned(rec) => rec
+                .fields()
+                .flat_map(|(f, v)| [new_string(f), new_string(v)])
+                .collect(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -101,11 +143,7 @@ impl Effects {
         pairs: impl IntoIterator<Item = (F, V)>,
         at_ms: i64,
     ) -> &mut Self {
-        let strings = pairs
-            .into_iter()
-            .flat_map(|(f, v)| [new_string(f.as_ref()), new_string(v.as_ref())])
-            .collect();
-        self.create_hash_strings(key, strings, at_ms)
+        self.create(key, Body::Owned(collect(pairs)), at_ms, false)
     }
     /// `create_hash` from module strings (see `hset_strings`).
     pub fn create_hash_strings(
@@ -114,15 +152,7 @@ impl Effects {
         strings: Vec<RedisString>,
         at_ms: i64,
     ) -> &mut Self {
-        if strings.len() >= 2 {
-            self.ops.push(Op::Create {
-                key: share(key),
-                strings,
-                at: at_ms,
-                replace: false,
-            });
-        }
-        self
+        self.create(key, Body::Strings(strings), at_ms, false)
     }
     /// A record that takes the place of whatever `key` holds (a consumed
     /// code's or refresh token's tombstone): as `del` then `create_hash`, in
@@ -133,19 +163,27 @@ impl Effects {
         pairs: impl IntoIterator<Item = (F, V)>,
         at_ms: i64,
     ) -> &mut Self {
-        let strings: Vec<RedisString> = pairs
-            .into_iter()
-            .flat_map(|(f, v)| [new_string(f.as_ref()), new_string(v.as_ref())])
-            .collect();
-        if strings.len() >= 2 {
+        self.replace_record(key, collect(pairs), at_ms)
+    }
+    /// `replace_hash` of a record the handler built.
+    pub fn replace_record(&mut self, key: &RedisString, rec: Record, at_ms: i64) -> &mut Self {
+        if rec.is_empty() {
+            return self.del(key);
+        }
+        self.create(key, Body::Owned(rec), at_ms, true)
+    }
+    fn create(&mut self, key: &RedisString, body: Body, at: i64, replace: bool) -> &mut Self {
+        let empty = match &body {
+            Body::Strings(s) => s.len() < 2,
+            Body::Owned(rec) => rec.is_empty(),
+        };
+        if !empty {
             self.ops.push(Op::Create {
                 key: share(key),
-                strings,
-                at: at_ms,
-                replace: true,
+                body,
+                at,
+                replace,
             });
-        } else {
-            self.del(key);
         }
         self
     }
@@ -197,14 +235,14 @@ impl Effects {
                 }
                 Op::Create {
                     key,
-                    strings,
+                    body,
                     at,
                     replace,
                 } => {
                     if replace {
                         notify(ctx, NotifyEvent::GENERIC, c"del", &key);
                     }
-                    if !self.restore_strings(ctx, &key, &strings, at, replace) {
+                    if !self.restore_body(ctx, &key, &body, at, replace) {
                         if replace {
                             let k = self.key(ctx, &key);
                             // SAFETY: k is an open writable key.
@@ -215,6 +253,7 @@ impl Effects {
                             }
                             replicate(ctx, c"DEL", &[key.inner]);
                         }
+                        let strings = body.into_strings();
                         hash_set(self.key(ctx, &key), &strings);
                         let mut argv = Vec::with_capacity(1 + strings.len());
                         argv.push(key.inner);
@@ -259,29 +298,22 @@ impl Effects {
     }
 
     /// Creates the hash `name` in one `RESTORE` (see [`restore`]) from the
-    /// journal's strings. False, having changed nothing, when the key exists
+    /// journal's fields. False, having changed nothing, when the key exists
     /// (without `replace`), the record would not be a listpack under the
     /// server's settings, or the server refuses the command: the caller then
     /// writes it field by field.
-    fn restore_strings(
+    fn restore_body(
         &mut self,
         ctx: &Context,
         name: &RedisString,
-        strings: &[RedisString],
+        body: &Body,
         at: i64,
         replace: bool,
     ) -> bool {
         if !replace && self.key(ctx, name).kind() != KeyKind::Missing {
             return false;
         }
-        let pairs: Vec<(&[u8], &[u8])> = strings
-            .chunks_exact(2)
-            .filter_map(|fv| match fv {
-                [f, v] => Some((f.as_slice(), v.as_slice())),
-                _ => None,
-            })
-            .collect();
-        let Some(payload) = payload(&pairs) else {
+        let Some(payload) = payload(&body.pairs()) else {
             return false;
         };
         // RESTORE creates the key behind our handle: close it first, so a
@@ -353,9 +385,11 @@ fn payload(pairs: &[(&[u8], &[u8])]) -> Option<Vec<u8>> {
 /// False when the server refuses (the key exists without `replace`, or
 /// `RESTORE` is renamed away); nothing was written then.
 fn restore(ctx: &Context, name: &RedisString, payload: &[u8], at: i64, replace: bool) -> bool {
-    // SAFETY: "!" replicates the command as run; "s" a live module string,
-    // "l" a long long, "b" a pointer and its length, "c" a C string; the
-    // reply is freed before returning.
+    let (abs, rep) = (word(&ABSTTL), word(&REPLACE));
+    // SAFETY: "!" replicates the command as run; "s" a live module string
+    // (the two words live as long as the module), "l" a long long, "b" a
+    // pointer and its length, "c" a C string; the reply is freed before
+    // returning.
     unsafe {
         let (Some(call), Some(kind), Some(free)) = (
             raw::RedisModule_Call,
@@ -364,23 +398,16 @@ fn restore(ctx: &Context, name: &RedisString, payload: &[u8], at: i64, replace: 
         ) else {
             return false;
         };
-        let (raw_ctx, cmd, at) = (ctx.get_raw(), c"RESTORE".as_ptr(), at as c_longlong);
-        let (p, n, abs) = (payload.as_ptr(), payload.len(), c"ABSTTL".as_ptr());
-        let reply = if replace {
-            let fmt = c"!slbcc".as_ptr();
-            call(
-                raw_ctx,
-                cmd,
-                fmt,
-                name.inner,
-                at,
-                p,
-                n,
-                abs,
-                c"REPLACE".as_ptr(),
-            )
-        } else {
-            call(raw_ctx, cmd, c"!slbc".as_ptr(), name.inner, at, p, n, abs)
+        let (c, cmd, at) = (ctx.get_raw(), c"RESTORE".as_ptr(), at as c_longlong);
+        let (p, n, k) = (payload.as_ptr(), payload.len(), name.inner);
+        let reply = match (replace, abs.is_null() || rep.is_null()) {
+            (false, false) => call(c, cmd, c"!slbs".as_ptr(), k, at, p, n, abs),
+            (true, false) => call(c, cmd, c"!slbss".as_ptr(), k, at, p, n, abs, rep),
+            (false, true) => call(c, cmd, c"!slbc".as_ptr(), k, at, p, n, c"ABSTTL".as_ptr()),
+            (true, true) => {
+                let (a, r) = (c"ABSTTL".as_ptr(), c"REPLACE".as_ptr());
+                call(c, cmd, c"!slbcc".as_ptr(), k, at, p, n, a, r)
+            }
         };
         if reply.is_null() {
             return false;
@@ -388,6 +415,46 @@ fn restore(ctx: &Context, name: &RedisString, payload: &[u8], at: i64, replace: 
         let ok = kind(reply) != raw::REDISMODULE_REPLY_ERROR as c_int;
         free(reply);
         ok
+    }
+}
+
+/// RESTORE's `ABSTTL` and `REPLACE` as module strings made once at load:
+/// `RedisModule_Call` passes a module string on by its reference count, but
+/// copies a C string into a new object on every call.
+static ABSTTL: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(ptr::null_mut());
+static REPLACE: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(ptr::null_mut());
+
+fn word(w: &AtomicPtr<raw::RedisModuleString>) -> *mut raw::RedisModuleString {
+    w.load(Ordering::Relaxed)
+}
+
+/// Makes the words (from `OnLoad`). Without them `restore` passes C strings.
+pub fn init_words() {
+    for (w, text) in [(&ABSTTL, &b"ABSTTL"[..]), (&REPLACE, &b"REPLACE"[..])] {
+        // SAFETY: creating a string with no context (Redis allows NULL); it
+        // is owned by the static until `free_words`.
+        let s = unsafe {
+            raw::RedisModule_CreateString.map_or(ptr::null_mut(), |f| {
+                f(ptr::null_mut(), text.as_ptr().cast(), text.len())
+            })
+        };
+        w.store(s, Ordering::Relaxed);
+    }
+}
+
+/// Frees the words (from `OnUnload`).
+pub fn free_words() {
+    for w in [&ABSTTL, &REPLACE] {
+        let s = w.swap(ptr::null_mut(), Ordering::Relaxed);
+        if !s.is_null() {
+            // SAFETY: s was made by init_words and nothing else holds it
+            // (RedisModule_Call releases its references before returning).
+            unsafe {
+                if let Some(f) = raw::RedisModule_FreeString {
+                    f(ptr::null_mut(), s);
+                }
+            }
+        }
     }
 }
 

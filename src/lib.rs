@@ -94,6 +94,12 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         }
     }
     encoding::track(ctx);
+    effects::init_words();
+    Status::Ok
+}
+
+fn deinit(_ctx: &Context) -> Status {
+    effects::free_words();
     Status::Ok
 }
 
@@ -105,6 +111,7 @@ redis_module! {
     allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
     data_types: [],
     init: init,
+    deinit: deinit,
     info: info_section,
 }
 
@@ -115,6 +122,7 @@ redis_module! {
     allocator: (std::alloc::System, std::alloc::System),
     data_types: [],
     init: init,
+    deinit: deinit,
     info: info_section,
 }
 

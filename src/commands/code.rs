@@ -203,12 +203,16 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     }
 
     // The grant is valid. Check what would be created before writing anything.
-    let token_fields = record::token_fields_from_code(&rec, &opts.fields);
     let created: Vec<(&RedisString, i64, Kind)> = issue
         .iter()
         .map(|(k, ttl)| (*k, *ttl, Kind::Token))
         .chain(refresh.iter().map(|(k, ttl)| (*k, *ttl, Kind::Refresh)))
         .collect();
+    let token_fields = if created.is_empty() {
+        Vec::new()
+    } else {
+        record::token_fields_from_code(&rec, &opts.fields)
+    };
     if !created.is_empty() {
         check_record_size(
             i64::try_from(token_fields.len()).unwrap_or(i64::MAX),
@@ -230,9 +234,9 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
 
     let mut stone = record::tombstone(&rec, now, issue.map(|(k, _)| k.as_slice()));
     if let Some(g) = grant {
-        stone.push((F_GRANT.to_vec(), g.as_slice().to_vec()));
+        stone.push(F_GRANT, g.as_slice());
     }
-    fx.replace_hash(code_key, stone, tombstone_at);
+    fx.replace_record(code_key, stone, tombstone_at);
     let mut members = vec![code_key.as_slice().to_vec()];
     let mut latest = tombstone_at;
     for (k, ttl, kind) in created {

@@ -501,7 +501,7 @@ proptest! {
         }
         // Consuming keeps no client data or PKCE material.
         let token = b"tok:1".to_vec();
-        let stone = Record::new(record::tombstone(&rec, now, Some(&token)));
+        let stone = record::tombstone(&rec, now, Some(&token));
         prop_assert_eq!(code_state(&stone), CodeState::Consumed { token_key: Some(&token[..]) });
         for (f, _) in stone.fields() {
             prop_assert!(f.first() == Some(&b'_'), "tombstone keeps {:?}", f);

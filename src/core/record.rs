@@ -117,6 +117,17 @@ impl Record {
         self.buf.extend_from_slice(value);
         self.spans.push((start, mid, self.buf.len()));
     }
+    /// Appends a field whose value is the decimal form of `value`, written
+    /// straight into the buffer.
+    pub fn push_int(&mut self, name: &[u8], value: i64) {
+        use std::io::Write;
+        let start = self.buf.len();
+        self.buf.extend_from_slice(name);
+        let mid = self.buf.len();
+        // Writing into a Vec cannot fail.
+        let _ = write!(self.buf, "{value}");
+        self.spans.push((start, mid, self.buf.len()));
+    }
     /// Every field, in stored order.
     pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         self.spans.iter().map(|&(a, b, c)| {
@@ -345,17 +356,26 @@ pub fn after_failure(previous_failures: i64, max_attempts: i64) -> AttemptOutcom
 /// The tombstone that replaces a consumed code: kind, consumption time (and
 /// the creation time of a code written before codes stopped carrying one),
 /// and the token it issued. The client data and the challenge are gone.
-pub fn tombstone(rec: &Record, now_ms: i64, token_key: Option<&[u8]>) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut out = vec![(F_KIND.to_vec(), Kind::Code.as_bytes().to_vec())];
-    if let Some(created) = rec.get(F_CREATED) {
-        out.push((F_CREATED.to_vec(), created.to_vec()));
+pub fn tombstone(rec: &Record, now_ms: i64, token_key: Option<&[u8]>) -> Record {
+    let created = rec.get(F_CREATED);
+    let grant = rec.get(F_GRANT);
+    let bytes = [created, token_key, grant]
+        .iter()
+        .flatten()
+        .map(|v| v.len() + 10)
+        .sum::<usize>()
+        + 40;
+    let mut out = Record::with_capacity(5, bytes);
+    out.push(F_KIND, Kind::Code.as_bytes());
+    if let Some(created) = created {
+        out.push(F_CREATED, created);
     }
-    out.push((F_CONSUMED.to_vec(), now_ms.to_string().into_bytes()));
+    out.push_int(F_CONSUMED, now_ms);
     if let Some(t) = token_key {
-        out.push((F_TOKEN.to_vec(), t.to_vec()));
+        out.push(F_TOKEN, t);
     }
-    if let Some(g) = rec.get(F_GRANT) {
-        out.push((F_GRANT.to_vec(), g.to_vec()));
+    if let Some(g) = grant {
+        out.push(F_GRANT, g);
     }
     out
 }
@@ -486,7 +506,6 @@ mod tests {
     #[test]
     fn tombstone_drops_data() {
         let t = tombstone(&code(), 5000, Some(b"tok:1"));
-        let t = Record::new(t);
         assert_eq!(
             code_state(&t),
             CodeState::Consumed {
@@ -496,7 +515,25 @@ mod tests {
         assert_eq!(t.get(F_CHALLENGE), None);
         assert_eq!(t.get(b"client_id"), None);
         assert_eq!(t.get(F_CREATED), Some(&b"1000"[..]));
+        assert_eq!(t.get(F_CONSUMED), Some(&b"5000"[..]));
         assert_eq!(code_state(&code()), CodeState::Live);
+    }
+
+    #[test]
+    fn push_int_writes_the_decimal_form() {
+        let mut r = Record::default();
+        r.push_int(b"a", -42);
+        r.push(b"b", b"x");
+        r.push_int(b"c", i64::MAX);
+        let got: Vec<_> = r.fields().collect();
+        assert_eq!(
+            got,
+            vec![
+                (&b"a"[..], &b"-42"[..]),
+                (&b"b"[..], &b"x"[..]),
+                (&b"c"[..], &b"9223372036854775807"[..])
+            ]
+        );
     }
 
     #[test]
