@@ -130,14 +130,16 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         .map(|(i, ttl)| key_at(i).map(|k| (k, ttl)))
         .transpose()?;
     let grant = opts.grant.map(key_at).transpose()?;
-    let mut named: Vec<&[u8]> = vec![code_key.as_slice()];
-    named.extend(issue.iter().map(|(k, _)| k.as_slice()));
-    named.extend(refresh.iter().map(|(k, _)| k.as_slice()));
-    named.extend(grant.iter().map(|k| k.as_slice()));
+    let named = [
+        Some(code_key.as_slice()),
+        issue.map(|(k, _)| k.as_slice()),
+        refresh.map(|(k, _)| k.as_slice()),
+        grant.map(|k| k.as_slice()),
+    ];
     if named
         .iter()
         .enumerate()
-        .any(|(i, k)| named.get(..i).unwrap_or_default().contains(k))
+        .any(|(i, k)| k.is_some() && named.get(..i).unwrap_or_default().contains(k))
     {
         return Err(OAuthError::invalid_request(
             "the code, token, refresh and grant keys must all differ",

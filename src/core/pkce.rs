@@ -65,6 +65,18 @@ pub fn s256_challenge(verifier: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier))
 }
 
+/// Length of an S256 challenge: 32 bytes in unpadded base64url.
+const S256_LEN: usize = 43;
+
+/// `s256_challenge` on the stack (verification runs on every exchange).
+fn s256_on_stack(verifier: &[u8]) -> Option<[u8; S256_LEN]> {
+    let mut out = [0u8; S256_LEN];
+    let n = URL_SAFE_NO_PAD
+        .encode_slice(Sha256::digest(verifier), &mut out)
+        .ok()?;
+    (n == S256_LEN).then_some(out)
+}
+
 /// Constant-time equality of two byte strings (the length is not secret).
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
@@ -86,7 +98,7 @@ pub fn verify(binding: Option<Binding<'_>>, verifier: &[u8]) -> Result<(), PkceF
         Some(_) if !is_valid_syntax(verifier) => Err(PkceFailure::VerifierMalformed),
         Some(b) => {
             let ok = match b.method {
-                Method::S256 => ct_eq(s256_challenge(verifier).as_bytes(), b.challenge),
+                Method::S256 => s256_on_stack(verifier).is_some_and(|c| ct_eq(&c, b.challenge)),
                 Method::Plain => ct_eq(verifier, b.challenge),
             };
             if ok {
@@ -108,6 +120,10 @@ mod tests {
     #[test]
     fn rfc7636_appendix_b_vector() {
         assert_eq!(s256_challenge(VERIFIER).as_bytes(), CHALLENGE);
+        assert_eq!(
+            s256_on_stack(VERIFIER).as_ref().map(|c| &c[..]),
+            Some(CHALLENGE)
+        );
         let b = Binding {
             challenge: CHALLENGE,
             method: Method::S256,
