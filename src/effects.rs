@@ -9,6 +9,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use redis_module::{raw, Context, NotifyEvent, RedisString};
+use smallvec::SmallVec;
 
 use crate::core::record::Record;
 use crate::keys::{new_string, rstr, share, Key, KeyKind};
@@ -81,11 +82,12 @@ impl Body {
     }
 }
 
+/// Most commands journal a few writes on a few keys: those stay inline.
 #[derive(Default)]
 pub struct Effects {
-    ops: Vec<Op>,
+    ops: SmallVec<[Op; 4]>,
     /// Keys open for writing during `commit`, each opened once (or adopted).
-    open: Vec<(RedisString, Key)>,
+    open: SmallVec<[(RedisString, Key); 4]>,
 }
 
 impl Effects {
@@ -243,25 +245,7 @@ impl Effects {
                         notify(ctx, NotifyEvent::GENERIC, c"del", &key);
                     }
                     if !self.restore_body(ctx, &key, &body, at, replace) {
-                        if replace {
-                            let k = self.key(ctx, &key);
-                            // SAFETY: k is an open writable key.
-                            unsafe {
-                                if let Some(f) = raw::RedisModule_DeleteKey {
-                                    f(k.raw());
-                                }
-                            }
-                            replicate(ctx, c"DEL", &[key.inner]);
-                        }
-                        let strings = body.into_strings();
-                        hash_set(self.key(ctx, &key), &strings);
-                        let mut argv = Vec::with_capacity(1 + strings.len());
-                        argv.push(key.inner);
-                        argv.extend(strings.iter().map(|s| s.inner));
-                        replicate(ctx, c"HSET", &argv);
-                        set_abs_expire(self.key(ctx, &key), at);
-                        let at_s = int_string(ctx, at);
-                        replicate(ctx, c"PEXPIREAT", &[key.inner, at_s.inner]);
+                        self.write_fields(ctx, &key, &body.into_strings(), at, replace);
                     }
                     notify(ctx, NotifyEvent::HASH, c"hset", &key);
                     notify(ctx, NotifyEvent::GENERIC, c"expire", &key);
@@ -322,6 +306,36 @@ impl Effects {
         restore(ctx, name, &payload, at, replace)
     }
 
+    /// A new hash written field by field: `DEL` (when replacing; its event
+    /// is the caller's), `HSET`, `PEXPIREAT`, each applied and replicated.
+    fn write_fields(
+        &mut self,
+        ctx: &Context,
+        key: &RedisString,
+        strings: &[RedisString],
+        at: i64,
+        replace: bool,
+    ) {
+        if replace {
+            let k = self.key(ctx, key);
+            // SAFETY: k is an open writable key.
+            unsafe {
+                if let Some(f) = raw::RedisModule_DeleteKey {
+                    f(k.raw());
+                }
+            }
+            replicate(ctx, c"DEL", &[key.inner]);
+        }
+        hash_set(self.key(ctx, key), strings);
+        let mut argv = Vec::with_capacity(1 + strings.len());
+        argv.push(key.inner);
+        argv.extend(strings.iter().map(|s| s.inner));
+        replicate(ctx, c"HSET", &argv);
+        set_abs_expire(self.key(ctx, key), at);
+        let at_s = int_string(ctx, at);
+        replicate(ctx, c"PEXPIREAT", &[key.inner, at_s.inner]);
+    }
+
     /// The open handle of `name`, opening it for writing the first time.
     fn key(&mut self, ctx: &Context, name: &RedisString) -> &Key {
         let i = match self
@@ -365,6 +379,30 @@ pub fn create_at_once(
     drop(open);
     if !restore(ctx, name, &payload, at, false) {
         return false;
+    }
+    notify(ctx, NotifyEvent::HASH, c"hset", name);
+    notify(ctx, NotifyEvent::GENERIC, c"expire", name);
+    true
+}
+
+/// What `replace_hash` then `commit` do for `name`, done at once: one
+/// `RESTORE ... REPLACE` of `pairs` (field by field if the server refuses
+/// it), with the same keyspace events. No key of `name` may be open. False,
+/// having changed nothing, when the record would not be a listpack under the
+/// server's settings: the caller then journals it (`replace_hash`).
+pub fn replace_at_once(
+    ctx: &Context,
+    name: &RedisString,
+    pairs: &[(&[u8], &[u8])],
+    at: i64,
+) -> bool {
+    let Some(payload) = payload(pairs) else {
+        return false;
+    };
+    notify(ctx, NotifyEvent::GENERIC, c"del", name);
+    if !restore(ctx, name, &payload, at, true) {
+        let strings = Body::Owned(collect(pairs.iter().copied())).into_strings();
+        Effects::new().write_fields(ctx, name, &strings, at, true);
     }
     notify(ctx, NotifyEvent::HASH, c"hset", name);
     notify(ctx, NotifyEvent::GENERIC, c"expire", name);

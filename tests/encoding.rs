@@ -273,7 +273,10 @@ fn without_restore_records_are_written_field_by_field() {
         ],
     );
     reply.expect("exchange");
+    // The tombstone replaced the code whole: the client's fields are gone.
     assert_eq!(field_of(&mut c, "m:1", "_token").as_deref(), Some("t:1"));
+    assert_eq!(field_of(&mut c, "m:1", "_kind").as_deref(), Some("code"));
+    assert_eq!(field_of(&mut c, "m:1", "client_id"), None);
     assert!(pexpiretime(&mut c, "m:1") > 0);
     assert!(pexpiretime(&mut c, "t:1") > 0);
 }

@@ -6,6 +6,7 @@
 //! and optionally create the access token. A reused code revokes that token.
 
 use redis_module::{Context, RedisString};
+use smallvec::SmallVec;
 
 use super::{arg, bytes, create_record, expiry_at};
 use crate::clock::now_ms;
@@ -15,7 +16,7 @@ use crate::core::record::{
 };
 use crate::core::validate::{check_record_size, is_keyword, parse_fields, parse_ttl, Limits, Pair};
 use crate::core::{OAuthError, OResult};
-use crate::effects::Effects;
+use crate::effects::{self, Effects};
 use crate::info::{self, Counter};
 use crate::keys::{load_record, require_absent, Key, KeyKind};
 use crate::reply::{RecordMap, Reply};
@@ -205,11 +206,12 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     }
 
     // The grant is valid. Check what would be created before writing anything.
-    let created: Vec<(&RedisString, i64, Kind)> = issue
+    let created: SmallVec<[(&RedisString, i64, Kind); 2]> = issue
         .iter()
         .map(|(k, ttl)| (*k, *ttl, Kind::Token))
         .chain(refresh.iter().map(|(k, ttl)| (*k, *ttl, Kind::Refresh)))
-        .collect();
+        .map(|(k, ttl, kind)| expiry_at(now, ttl).map(|at| (k, at, kind)))
+        .collect::<OResult<_>>()?;
     let token_fields = if created.is_empty() {
         Vec::new()
     } else {
@@ -223,7 +225,6 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         )?;
     }
     let mut fx = Effects::new();
-    fx.adopt(code_key, code);
     for (k, _, _) in &created {
         let key = Key::open(ctx, k, true);
         require_absent(&key)?;
@@ -234,29 +235,40 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         None => expiry_at(now, limits.code_max_ttl)?,
     };
 
-    let mut stone = record::tombstone(&rec, now, issue.map(|(k, _)| k.as_slice()));
-    if let Some(g) = grant {
-        stone.push(F_GRANT, g.as_slice());
+    // Every check has passed: from here on everything is written. The
+    // tombstone goes first, at once when it can (one RESTORE straight from
+    // these borrowed fields), else as the journal's first entry.
+    let mut consumed = [0u8; 20];
+    let stone = record::tombstone_pairs(
+        &rec,
+        record::decimal(now, &mut consumed),
+        issue.map(|(k, _)| k.as_slice()),
+        grant.map(RedisString::as_slice),
+    );
+    drop(code);
+    if !effects::replace_at_once(ctx, code_key, &stone, tombstone_at) {
+        fx.replace_hash(code_key, stone.iter().copied(), tombstone_at);
     }
-    fx.replace_record(code_key, stone, tombstone_at);
-    let mut members = vec![code_key.as_slice().to_vec()];
+    drop(stone);
     let mut latest = tombstone_at;
-    for (k, ttl, kind) in created {
-        let at = expiry_at(now, ttl)?;
+    for (k, at, kind) in &created {
         // new_record(kind, now, token_fields) and _grant, without copying them first.
-        let header = record::header(kind, now);
+        let header = record::header(*kind, now);
         let fields = header
             .iter()
             .map(|(f, v)| (f.as_slice(), v.as_slice()))
             .chain(token_fields.iter().copied())
             .chain(grant.map(|g| (F_GRANT, g.as_slice())))
-            .chain((kind == Kind::Token).then_some((F_CODE, code_key.as_slice())));
-        fx.create_hash(k, fields, at);
-        members.push(k.as_slice().to_vec());
-        latest = latest.max(at);
+            .chain((*kind == Kind::Token).then_some((F_CODE, code_key.as_slice())));
+        fx.create_hash(k, fields, *at);
+        latest = latest.max(*at);
         info::bump(Counter::TokensSaved);
     }
     if let Some(g) = grant {
+        let members = std::iter::once(code_key)
+            .chain(created.iter().map(|(k, _, _)| *k))
+            .map(|k| k.as_slice().to_vec())
+            .collect();
         super::grant::register(ctx, &mut fx, g, members, latest);
     }
     fx.commit(ctx);

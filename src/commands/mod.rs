@@ -10,6 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
 use redis_module::{raw, Context, RedisString};
+use smallvec::SmallVec;
 
 use crate::core::record::{self, Kind};
 use crate::core::validate::Pair;
@@ -647,7 +648,7 @@ unsafe fn set_info(cmd: *mut raw::RedisModuleCommand, spec: &CmdSpec) -> Result<
 // ---------------------------------------------------------------------------
 
 /// The raw bytes of every argument.
-pub fn bytes(args: &[RedisString]) -> Vec<&[u8]> {
+pub fn bytes(args: &[RedisString]) -> SmallVec<[&[u8]; STACK_ARGS]> {
     args.iter().map(RedisString::as_slice).collect()
 }
 

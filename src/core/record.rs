@@ -4,6 +4,8 @@
 //! Records are plain Redis hashes. The module keeps its own bookkeeping in
 //! fields whose names begin with `_`; callers may not set those.
 
+use smallvec::SmallVec;
+
 use super::error::{OAuthError, OResult};
 use super::pkce::{self, Binding, Method, PkceFailure};
 use super::validate::{Limits, Pair};
@@ -357,27 +359,49 @@ pub fn after_failure(previous_failures: i64, max_attempts: i64) -> AttemptOutcom
 /// the creation time of a code written before codes stopped carrying one),
 /// and the token it issued. The client data and the challenge are gone.
 pub fn tombstone(rec: &Record, now_ms: i64, token_key: Option<&[u8]>) -> Record {
-    let created = rec.get(F_CREATED);
-    let grant = rec.get(F_GRANT);
-    let bytes = [created, token_key, grant]
-        .iter()
-        .flatten()
-        .map(|v| v.len() + 10)
-        .sum::<usize>()
-        + 40;
-    let mut out = Record::with_capacity(5, bytes);
-    out.push(F_KIND, Kind::Code.as_bytes());
-    if let Some(created) = created {
-        out.push(F_CREATED, created);
+    let mut buf = [0u8; 20];
+    let pairs = tombstone_pairs(rec, decimal(now_ms, &mut buf), token_key, None);
+    let mut out = Record::with_capacity(pairs.len(), 0);
+    out.extend(pairs);
+    out
+}
+
+/// `tombstone` as borrowed pairs (no allocation: exchange writes them
+/// straight into the tombstone's payload): `_kind`, the code's `_created` if
+/// it has one, `_consumed` (`consumed`, the decimal time), the issued token,
+/// the code's `_grant` if it has one, and `grant`.
+pub fn tombstone_pairs<'a>(
+    rec: &'a Record,
+    consumed: &'a [u8],
+    token_key: Option<&'a [u8]>,
+    grant: Option<&'a [u8]>,
+) -> SmallVec<[Pair<'a>; 6]> {
+    let mut out: SmallVec<[Pair<'a>; 6]> = SmallVec::new();
+    out.push((F_KIND, Kind::Code.as_bytes()));
+    if let Some(created) = rec.get(F_CREATED) {
+        out.push((F_CREATED, created));
     }
-    out.push_int(F_CONSUMED, now_ms);
+    out.push((F_CONSUMED, consumed));
     if let Some(t) = token_key {
-        out.push(F_TOKEN, t);
+        out.push((F_TOKEN, t));
+    }
+    if let Some(g) = rec.get(F_GRANT) {
+        out.push((F_GRANT, g));
     }
     if let Some(g) = grant {
-        out.push(F_GRANT, g);
+        out.push((F_GRANT, g));
     }
     out
+}
+
+/// The decimal form of `n`, written into `buf` (20 bytes hold any `i64`).
+pub fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    use std::io::Write;
+    let mut rest: &mut [u8] = buf;
+    // Cannot fail: 20 bytes hold "-9223372036854775808".
+    let _ = write!(rest, "{n}");
+    let used = 20 - rest.len();
+    buf.get(..used).unwrap_or_default()
 }
 
 /// Whether an exchange answers a field: the code's own, without PKCE material.
@@ -517,6 +541,23 @@ mod tests {
         assert_eq!(t.get(F_CREATED), Some(&b"1000"[..]));
         assert_eq!(t.get(F_CONSUMED), Some(&b"5000"[..]));
         assert_eq!(code_state(&code()), CodeState::Live);
+    }
+
+    #[test]
+    fn decimal_writes_any_i64() {
+        let mut buf = [0u8; 20];
+        for n in [0, 7, -1, 1_765_000_000_000, i64::MAX, i64::MIN] {
+            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn tombstone_pairs_add_the_grant_last() {
+        let c = code();
+        let p = tombstone_pairs(&c, b"5000", None, Some(b"g:1"));
+        assert_eq!(p.first(), Some(&(F_KIND, &b"code"[..])));
+        assert_eq!(p.last(), Some(&(F_GRANT, &b"g:1"[..])));
+        assert!(p.iter().all(|(f, _)| *f != F_TOKEN));
     }
 
     #[test]
