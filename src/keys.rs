@@ -3,6 +3,7 @@
 
 use std::os::raw::{c_char, c_int, c_void};
 use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use redis_module::{raw, Context, RedisString};
 
@@ -86,19 +87,21 @@ impl Key {
             return out;
         }
         // SAFETY: scan functions exist from Redis 6.0.6; the callback only copies
-        // the borrowed strings into `out`, which outlives the scan.
+        // the borrowed strings into `out`, which outlives the scan. The
+        // cursor is the module's one (see `scan_cursor`), restarted first.
         unsafe {
-            let (Some(create), Some(scan), Some(destroy)) = (
-                raw::RedisModule_ScanCursorCreate,
-                raw::RedisModule_ScanKey,
-                raw::RedisModule_ScanCursorDestroy,
-            ) else {
+            let (Some(restart), Some(scan)) =
+                (raw::RedisModule_ScanCursorRestart, raw::RedisModule_ScanKey)
+            else {
                 return out;
             };
-            let cursor = create();
+            let cursor = scan_cursor();
+            if cursor.is_null() {
+                return out;
+            }
+            restart(cursor);
             let data = (&mut out as *mut Record).cast::<c_void>();
             while scan(self.ptr, cursor, Some(collect_pair), data) != 0 {}
-            destroy(cursor);
         }
         out
     }
@@ -134,6 +137,36 @@ impl Drop for Key {
                 if let Some(close) = raw::RedisModule_CloseKey {
                     close(self.ptr);
                 }
+            }
+        }
+    }
+}
+
+/// The scan cursor every hash read uses, made on first use and kept for the
+/// module's life (a cursor per read was an allocation per command). Commands
+/// run on the main thread one at a time and a read scans to the end before
+/// returning, so one cursor is never used by two reads at once.
+static CURSOR: AtomicPtr<raw::RedisModuleScanCursor> = AtomicPtr::new(ptr::null_mut());
+
+fn scan_cursor() -> *mut raw::RedisModuleScanCursor {
+    let c = CURSOR.load(Ordering::Relaxed);
+    if !c.is_null() {
+        return c;
+    }
+    // SAFETY: ScanCursorCreate exists from Redis 6.0.6 and only allocates.
+    let c = unsafe { raw::RedisModule_ScanCursorCreate.map_or(ptr::null_mut(), |f| f()) };
+    CURSOR.store(c, Ordering::Relaxed);
+    c
+}
+
+/// Frees the scan cursor (from `OnUnload`).
+pub fn free_scan_cursor() {
+    let c = CURSOR.swap(ptr::null_mut(), Ordering::Relaxed);
+    if !c.is_null() {
+        // SAFETY: c was made by scan_cursor and no read is running.
+        unsafe {
+            if let Some(f) = raw::RedisModule_ScanCursorDestroy {
+                f(c);
             }
         }
     }

@@ -100,6 +100,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
 
 fn deinit(_ctx: &Context) -> Status {
     effects::free_words();
+    keys::free_scan_cursor();
     Status::Ok
 }
 
