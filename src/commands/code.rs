@@ -14,7 +14,9 @@ use crate::core::record::{
     self, after_failure, check_exchange, code_state, AttemptOutcome, CodeState, ExchangeRequest,
     GrantFailure, Kind, F_ATTEMPTS, F_CODE, F_GRANT,
 };
-use crate::core::validate::{check_record_size, is_keyword, parse_fields, parse_ttl, Limits, Pair};
+use crate::core::validate::{
+    check_record_size, is_keyword, parse_fields, parse_ttl, Fields, Limits,
+};
 use crate::core::{OAuthError, OResult};
 use crate::effects::{self, Effects};
 use crate::info::{self, Counter};
@@ -45,7 +47,7 @@ struct ExchangeOptions<'a> {
     refresh: Option<(usize, i64)>,
     /// index of grant_key
     grant: Option<usize>,
-    fields: Vec<Pair<'a>>,
+    fields: Fields<'a>,
 }
 
 fn parse_exchange_options<'a>(a: &[&'a [u8]], limits: &Limits) -> OResult<ExchangeOptions<'a>> {

@@ -686,7 +686,7 @@ pub fn create_record(
     require_absent(&k)?;
     let at = expiry_at(now_ms, ttl_s)?;
     let created = record::created_value(kind, now_ms);
-    let mut pairs: Vec<Pair<'_>> = Vec::with_capacity(2 + fields.len());
+    let mut pairs: SmallVec<[Pair<'_>; 18]> = SmallVec::with_capacity(2 + fields.len());
     pairs.extend(record::header_pairs(kind, created.as_deref()));
     pairs.extend_from_slice(fields);
     if !effects::create_at_once(ctx, key, k, &pairs, at) {

@@ -17,7 +17,7 @@ use crate::core::token::{
     F_PREVIOUS,
 };
 use crate::core::validate::{
-    check_record_size, is_keyword, parse_bounded, parse_fields, parse_ttl, Limits, Pair,
+    check_record_size, is_keyword, parse_bounded, parse_fields, parse_ttl, Fields, Limits,
 };
 use crate::core::{ErrorCode, OAuthError, OResult};
 use crate::effects::Effects;
@@ -30,7 +30,7 @@ struct RotateOptions<'a> {
     issue: Option<(usize, i64)>,
     grace_s: i64,
     cutoffs: Vec<usize>,
-    fields: Vec<Pair<'a>>,
+    fields: Fields<'a>,
 }
 
 /// Parses `[CUTOFF numkeys key ...]` starting at the keyword; returns the key

@@ -3,6 +3,8 @@
 //! Everything here runs before a command opens a key for writing, so a rejected
 //! request changes nothing.
 
+use smallvec::SmallVec;
+
 use super::error::{OAuthError, OResult};
 use super::record::is_reserved_field;
 
@@ -90,10 +92,13 @@ pub fn is_keyword(arg: &[u8], keyword: &str) -> bool {
 /// One caller-supplied field.
 pub type Pair<'a> = (&'a [u8], &'a [u8]);
 
+/// A command's `FIELDS` pairs: inline up to 16 (a code has 8), no allocation.
+pub type Fields<'a> = SmallVec<[Pair<'a>; 16]>;
+
 /// Parses `FIELDS numfields field value [field value ...]`, which must be the
 /// rest of the arguments. Rejects a count that does not match, empty, duplicate
 /// and reserved names, and input beyond the record caps.
-pub fn parse_fields<'a>(args: &[&'a [u8]], limits: &Limits) -> OResult<Vec<Pair<'a>>> {
+pub fn parse_fields<'a>(args: &[&'a [u8]], limits: &Limits) -> OResult<Fields<'a>> {
     let (kw, rest) = match args.split_first() {
         Some(x) => x,
         None => {
@@ -127,7 +132,7 @@ pub fn parse_fields<'a>(args: &[&'a [u8]], limits: &Limits) -> OResult<Vec<Pair<
         )));
     }
     check_record_size(n, pairs.iter().map(|p| p.len()), limits)?;
-    let mut out: Vec<Pair<'a>> = Vec::with_capacity(given);
+    let mut out: Fields<'a> = SmallVec::with_capacity(given);
     for chunk in pairs.chunks_exact(2) {
         let (f, v) = match chunk {
             [f, v] => (*f, *v),
@@ -216,7 +221,10 @@ mod tests {
     fn fields_happy_path() {
         let l = Limits::default();
         let f = parse_fields(&a(&["fields", "2", "a", "1", "b", ""]), &l).unwrap();
-        assert_eq!(f, vec![(&b"a"[..], &b"1"[..]), (&b"b"[..], &b""[..])]);
+        assert_eq!(
+            f.as_slice(),
+            &[(&b"a"[..], &b"1"[..]), (&b"b"[..], &b""[..])]
+        );
         assert!(parse_fields(&a(&["FIELDS", "0"]), &l).unwrap().is_empty());
     }
 
