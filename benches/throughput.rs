@@ -930,9 +930,14 @@ impl Row {
     }
     fn log(&self) {
         eprintln!(
-            "  {:<58} {:>8.0} ops/s  p50 {:.2} p99 {:.2} ms  cpu srv {:.0}% cli {:.0}% other {:.0}%  {:.2} µs/op{}",
+            "  {:<58} {:>8.0} ops/s (runs: {})  p50 {:.2} p99 {:.2} ms  cpu srv {:.0}% cli {:.0}% other {:.0}%  {:.2} µs/op{}",
             self.name,
             self.rate(),
+            self.rates
+                .iter()
+                .map(|r| format!("{:.0}k", r / 1000.0))
+                .collect::<Vec<_>>()
+                .join(" "),
             self.p50_ms,
             self.p99_ms,
             self.pct(self.cpu.srv),
