@@ -13,6 +13,7 @@ use smallvec::SmallVec;
 
 use crate::core::record::Record;
 use crate::keys::{new_string, rstr, share, Key, KeyKind};
+use crate::reply::Forward;
 
 /// The pairs as one record (two allocations, whatever the number of fields).
 fn collect<F: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: impl IntoIterator<Item = (F, V)>) -> Record {
@@ -303,7 +304,7 @@ impl Effects {
         // RESTORE creates the key behind our handle: close it first, so a
         // later entry on this key opens it afresh.
         self.close(name);
-        restore(ctx, name, &payload, at, replace)
+        restore(ctx, name, &payload, at, replace).is_some()
     }
 
     /// A new hash written field by field: `DEL` (when replacing; its event
@@ -361,28 +362,25 @@ impl Effects {
 /// A new record on the absent key `name`, written at once rather than
 /// journaled: one `RESTORE` (see [`restore`]), with the keyspace events a
 /// journaled `create_hash` raises. `open` is the handle the caller checked
-/// the key with; it is closed first. False, having changed nothing, when the
-/// record would not be a listpack under the server's settings or the server
-/// refuses: the caller then writes it through the journal, field by field.
-/// This is the path of SAVECODE and SAVESTATE, which write nothing else: it
-/// spares them the journal's module strings and bookkeeping.
+/// the key with; it is closed first. `RESTORE`'s reply (for the command to
+/// pass on); None, having changed nothing, when the record would not be a
+/// listpack under the server's settings or the server refuses: the caller
+/// then writes it through the journal, field by field. This is the path of
+/// SAVECODE and SAVESTATE, which write nothing else: it spares them the
+/// journal's module strings and bookkeeping.
 pub fn create_at_once(
     ctx: &Context,
     name: &RedisString,
     open: Key,
     pairs: &[(&[u8], &[u8])],
     at: i64,
-) -> bool {
-    let Some(payload) = payload(pairs) else {
-        return false;
-    };
+) -> Option<Forward> {
+    let payload = payload(pairs)?;
     drop(open);
-    if !restore(ctx, name, &payload, at, false) {
-        return false;
-    }
+    let reply = restore(ctx, name, &payload, at, false)?;
     notify(ctx, NotifyEvent::HASH, c"hset", name);
     notify(ctx, NotifyEvent::GENERIC, c"expire", name);
-    true
+    Some(reply)
 }
 
 /// What `replace_hash` then `commit` do for `name`, done at once: one
@@ -400,7 +398,7 @@ pub fn replace_at_once(
         return false;
     };
     notify(ctx, NotifyEvent::GENERIC, c"del", name);
-    if !restore(ctx, name, &payload, at, true) {
+    if restore(ctx, name, &payload, at, true).is_none() {
         let strings = Body::Owned(collect(pairs.iter().copied())).into_strings();
         Effects::new().write_fields(ctx, name, &strings, at, true);
     }
@@ -420,9 +418,16 @@ fn payload(pairs: &[(&[u8], &[u8])]) -> Option<Vec<u8>> {
 /// command: the listpack built in one piece (`core::dump`) instead of growing
 /// by a reallocation per field, and one command for the replicas and the AOF
 /// instead of `HSET` + `PEXPIREAT` in `MULTI`. No key of `name` may be open.
-/// False when the server refuses (the key exists without `replace`, or
-/// `RESTORE` is renamed away); nothing was written then.
-fn restore(ctx: &Context, name: &RedisString, payload: &[u8], at: i64, replace: bool) -> bool {
+/// `RESTORE`'s reply on success; None when the server refuses (the key
+/// exists without `replace`, or `RESTORE` is renamed away): nothing was
+/// written then.
+fn restore(
+    ctx: &Context,
+    name: &RedisString,
+    payload: &[u8],
+    at: i64,
+    replace: bool,
+) -> Option<Forward> {
     let (abs, rep) = (word(&ABSTTL), word(&REPLACE));
     // SAFETY: "!" replicates the command as run; "s" a live module string
     // (the two words live as long as the module), "l" a long long, "b" a
@@ -434,7 +439,7 @@ fn restore(ctx: &Context, name: &RedisString, payload: &[u8], at: i64, replace: 
             raw::RedisModule_CallReplyType,
             raw::RedisModule_FreeCallReply,
         ) else {
-            return false;
+            return None;
         };
         let (c, cmd, at) = (ctx.get_raw(), c"RESTORE".as_ptr(), at as c_longlong);
         let (p, n, k) = (payload.as_ptr(), payload.len(), name.inner);
@@ -448,11 +453,13 @@ fn restore(ctx: &Context, name: &RedisString, payload: &[u8], at: i64, replace: 
             }
         };
         if reply.is_null() {
-            return false;
+            return None;
         }
-        let ok = kind(reply) != raw::REDISMODULE_REPLY_ERROR as c_int;
-        free(reply);
-        ok
+        if kind(reply) == raw::REDISMODULE_REPLY_ERROR as c_int {
+            free(reply);
+            return None;
+        }
+        Some(Forward::new(reply))
     }
 }
 

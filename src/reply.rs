@@ -27,6 +27,60 @@ pub enum Reply {
     Map(Vec<(Vec<u8>, Value)>),
     /// A map of a record's fields, answered straight from the loaded record.
     Record(RecordMap),
+    /// The `+OK` of a command the module ran through `RedisModule_Call`,
+    /// passed on as Redis wrote it.
+    Forward(Forward),
+}
+
+/// The reply of a command the module ran through `RedisModule_Call` (the
+/// `RESTORE` that writes a record), freed on drop. `into_reply` passes a
+/// `+OK` on as is: `RedisModule_ReplyWithCallReply` copies its five bytes,
+/// where `RedisModule_ReplyWithSimpleString` copies the text into a new
+/// string to check it for line breaks (an allocation on every SAVECODE).
+pub struct Forward(*mut raw::RedisModuleCallReply);
+
+impl Forward {
+    /// Takes ownership of `reply` (not null, not yet freed).
+    ///
+    /// # Safety
+    /// `reply` comes from `RedisModule_Call` and nothing else frees it.
+    pub unsafe fn new(reply: *mut raw::RedisModuleCallReply) -> Forward {
+        Forward(reply)
+    }
+
+    /// `Reply::Forward` when the reply is exactly `+OK`, else `Reply::Ok`.
+    pub fn into_reply(self) -> Reply {
+        let mut len = 0usize;
+        // SAFETY: self.0 is a live call reply; the protocol bytes live as
+        // long as it does and are only compared here.
+        let is_ok = unsafe {
+            raw::RedisModule_CallReplyProto.is_some_and(|f| {
+                let p = f(self.0, &mut len);
+                !p.is_null() && std::slice::from_raw_parts(p.cast::<u8>(), len) == b"+OK\r\n"
+            })
+        };
+        // SAFETY: reading a function pointer filled in by RedisModule_Init.
+        let can_forward = unsafe {
+            let f = raw::RedisModule_ReplyWithCallReply;
+            f.is_some()
+        };
+        if is_ok && can_forward {
+            Reply::Forward(self)
+        } else {
+            Reply::Ok
+        }
+    }
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        // SAFETY: self.0 is a live call reply owned by this value.
+        unsafe {
+            if let Some(free) = raw::RedisModule_FreeCallReply {
+                free(self.0);
+            }
+        }
+    }
 }
 
 /// A map reply: `head`, then the fields of `rec` that `keep` selects, in
@@ -104,6 +158,14 @@ pub fn emit(ctx: &Context, result: Result<Reply, OAuthError>) {
             if let Some(f) = raw::RedisModule_ReplyWithSimpleString {
                 f(c, c"OK".as_ptr());
             }
+        },
+        Ok(Reply::Forward(r)) => unsafe {
+            // SAFETY: r holds a live call reply (freed when r drops, after
+            // Redis has copied it into the client's output).
+            match raw::RedisModule_ReplyWithCallReply {
+                Some(f) => f(c, r.0),
+                None => raw::RedisModule_ReplyWithSimpleString.map_or(0, |f| f(c, c"OK".as_ptr())),
+            };
         },
         Ok(Reply::Null) => unsafe {
             // SAFETY: plain reply call on the live context.

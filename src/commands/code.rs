@@ -33,9 +33,9 @@ pub fn savecode(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     let ttl = parse_ttl(arg(&a, 2)?, limits.code_max_ttl)?;
     let fields = parse_fields(a.get(3..).unwrap_or_default(), &limits)?;
     record::validate_code_fields(&fields, &limits)?;
-    create_record(ctx, args, key, Kind::Code, &fields, now_ms(), ttl)?;
+    let reply = create_record(ctx, args, key, Kind::Code, &fields, now_ms(), ttl)?;
     info::bump(Counter::CodesSaved);
-    Ok(Reply::Ok)
+    Ok(reply)
 }
 
 /// Options after the four fixed arguments of EXCHANGE, by argument index.

@@ -672,7 +672,8 @@ pub fn expiry_at(now_ms: i64, ttl_s: i64) -> OResult<i64> {
 /// found to be the last `2 * fields.len()` arguments, expiring `ttl_s`
 /// seconds from `now_ms`. At once as one `RESTORE` when the record is a
 /// listpack under the server's settings; otherwise through the journal,
-/// field by field.
+/// field by field. The reply is `+OK` (`RESTORE`'s own, passed on, when
+/// that wrote the record).
 pub fn create_record(
     ctx: &Context,
     args: &[RedisString],
@@ -681,7 +682,7 @@ pub fn create_record(
     fields: &[Pair<'_>],
     now_ms: i64,
     ttl_s: i64,
-) -> OResult<()> {
+) -> OResult<Reply> {
     let k = Key::open(ctx, key, true);
     require_absent(&k)?;
     let at = expiry_at(now_ms, ttl_s)?;
@@ -689,12 +690,15 @@ pub fn create_record(
     let mut pairs: SmallVec<[Pair<'_>; 18]> = SmallVec::with_capacity(2 + fields.len());
     pairs.extend(record::header_pairs(kind, created.as_deref()));
     pairs.extend_from_slice(fields);
-    if !effects::create_at_once(ctx, key, k, &pairs, at) {
-        let mut fx = Effects::new();
-        fx.create_hash_strings(key, record_strings(kind, now_ms, args, fields.len()), at);
-        fx.commit(ctx);
+    match effects::create_at_once(ctx, key, k, &pairs, at) {
+        Some(reply) => Ok(reply.into_reply()),
+        None => {
+            let mut fx = Effects::new();
+            fx.create_hash_strings(key, record_strings(kind, now_ms, args, fields.len()), at);
+            fx.commit(ctx);
+            Ok(Reply::Ok)
+        }
     }
-    Ok(())
 }
 
 /// A new record as module strings, names and values alternating: the header,

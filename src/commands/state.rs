@@ -21,9 +21,9 @@ pub fn savestate(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         .ok_or_else(|| OAuthError::invalid_request("key is required"))?;
     let ttl = parse_ttl(arg(&a, 2)?, limits.state_max_ttl)?;
     let fields = parse_fields(a.get(3..).unwrap_or_default(), &limits)?;
-    create_record(ctx, args, key, Kind::State, &fields, now_ms(), ttl)?;
+    let reply = create_record(ctx, args, key, Kind::State, &fields, now_ms(), ttl)?;
     info::bump(Counter::StatesSaved);
-    Ok(Reply::Ok)
+    Ok(reply)
 }
 
 /// `OAUTH.CONSUMESTATE key`: the fields, and the record is gone; nil when missing.
