@@ -205,6 +205,18 @@ fn backlen_size(l: usize) -> usize {
 
 /// Appends one entry: encoding, data, then its length backwards (`lpEncodeBacklen`).
 fn entry(out: &mut Vec<u8>, s: &[u8]) {
+    // Most entries of a record: a string under 64 bytes that cannot be an
+    // integer (it starts with neither a digit nor '-'). Its header and its
+    // back-length are one byte each.
+    if let (Ok(len @ 0..=63), false) = (
+        u8::try_from(s.len()),
+        s.first().is_some_and(|c| c.is_ascii_digit() || *c == b'-'),
+    ) {
+        out.push(0x80 | len);
+        out.extend_from_slice(s);
+        out.push(len + 1);
+        return;
+    }
     let (head, n, data) = encoding(s);
     out.extend_from_slice(head.get(..n).unwrap_or_default());
     out.extend_from_slice(data);
@@ -248,6 +260,37 @@ mod tests {
 
     // The vectors are `DUMP` output of Redis 7.0.15 (rdbcompression no,
     // hash-max-listpack-value 10000) after `HSET` of the same pairs.
+    #[test]
+    fn the_short_string_path_encodes_as_the_general_one() {
+        let long63 = "x".repeat(63);
+        let long64 = "x".repeat(64);
+        let cases: Vec<&[u8]> = vec![
+            b"",
+            b"a",
+            b"abc",
+            long63.as_bytes(),
+            long64.as_bytes(),
+            b"-x",
+            b"-",
+            b"0",
+            b"007",
+            b"12",
+            b"x1",
+            b" 1",
+            "caf\u{e9}".as_bytes(),
+            &[0xFF, 0x00, 0x80],
+        ];
+        for s in cases {
+            let mut fast = Vec::new();
+            entry(&mut fast, s);
+            let (head, n, data) = encoding(s);
+            let mut general = head[..n].to_vec();
+            general.extend_from_slice(data);
+            backlen(&mut general, n + data.len());
+            assert_eq!(fast, general, "{s:?}");
+        }
+    }
+
     #[test]
     fn same_bytes_as_redis_dump_small() {
         let got = payload(&["a", "1", "b", "x"], WIDE);
