@@ -6,21 +6,14 @@
 use std::ffi::CStr;
 use std::os::raw::{c_int, c_longlong};
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::AtomicPtr;
 
 use redis_module::{raw, Context, NotifyEvent, RedisString};
 use smallvec::SmallVec;
 
 use crate::core::record::Record;
-use crate::keys::{new_string, rstr, share, Key, KeyKind};
+use crate::keys::{made_once, new_string, rstr, share, take_made, Key, KeyKind};
 use crate::reply::Forward;
-
-/// The pairs as one record (two allocations, whatever the number of fields).
-fn collect<F: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: impl IntoIterator<Item = (F, V)>) -> Record {
-    let mut rec = Record::default();
-    rec.extend(pairs);
-    rec
-}
 
 enum Op {
     /// `DEL key`
@@ -72,13 +65,11 @@ impl Body {
             Body::Owned(rec) => rec.fields().collect(),
         }
     }
-    fn into_strings(self) -> Vec<RedisString> {
+    /// The module strings to write field by field, when the handler has them.
+    fn strings(&self) -> Option<&[RedisString]> {
         match self {
-            Body::Strings(strings) => strings,
-            Body::Owned(rec) => rec
-                .fields()
-                .flat_map(|(f, v)| [new_string(f), new_string(v)])
-                .collect(),
+            Body::Strings(strings) => Some(strings),
+            Body::Owned(_) => None,
         }
     }
 }
@@ -146,7 +137,7 @@ impl Effects {
         pairs: impl IntoIterator<Item = (F, V)>,
         at_ms: i64,
     ) -> &mut Self {
-        self.create(key, Body::Owned(collect(pairs)), at_ms, false)
+        self.create(key, Body::Owned(pairs.into_iter().collect()), at_ms, false)
     }
     /// `create_hash` from module strings (see `hset_strings`).
     pub fn create_hash_strings(
@@ -166,7 +157,7 @@ impl Effects {
         pairs: impl IntoIterator<Item = (F, V)>,
         at_ms: i64,
     ) -> &mut Self {
-        self.replace_record(key, collect(pairs), at_ms)
+        self.replace_record(key, pairs.into_iter().collect(), at_ms)
     }
     /// `replace_hash` of a record the handler built.
     pub fn replace_record(&mut self, key: &RedisString, rec: Record, at_ms: i64) -> &mut Self {
@@ -242,14 +233,8 @@ impl Effects {
                     at,
                     replace,
                 } => {
-                    if replace {
-                        notify(ctx, NotifyEvent::GENERIC, c"del", &key);
-                    }
-                    if !self.restore_body(ctx, &key, &body, at, replace) {
-                        self.write_fields(ctx, &key, &body.into_strings(), at, replace);
-                    }
-                    notify(ctx, NotifyEvent::HASH, c"hset", &key);
-                    notify(ctx, NotifyEvent::GENERIC, c"expire", &key);
+                    let pairs = body.pairs();
+                    self.write_record(ctx, &key, &pairs, body.strings(), at, replace);
                 }
                 Op::SetPxAt(key, value, at) => {
                     let k = self.key(ctx, &key);
@@ -282,29 +267,47 @@ impl Effects {
         }
     }
 
-    /// Creates the hash `name` in one `RESTORE` (see [`restore`]) from the
-    /// journal's fields. False, having changed nothing, when the key exists
-    /// (without `replace`), the record would not be a listpack under the
-    /// server's settings, or the server refuses the command: the caller then
-    /// writes it field by field.
-    fn restore_body(
+    /// Writes the hash `name` of `pairs` with its absolute expiry, raising
+    /// the events of a new record (`del` first when replacing): one
+    /// `RESTORE` (see [`restore`]) when the record is a listpack under the
+    /// server's settings and the server takes it, else field by field, with
+    /// `held` (the same pairs as module strings the handler already has) or
+    /// module strings made from `pairs`. Without `replace` the key must be
+    /// absent (or deleted earlier in this journal).
+    fn write_record(
         &mut self,
         ctx: &Context,
         name: &RedisString,
-        body: &Body,
+        pairs: &[(&[u8], &[u8])],
+        held: Option<&[RedisString]>,
         at: i64,
         replace: bool,
-    ) -> bool {
-        if !replace && self.key(ctx, name).kind() != KeyKind::Missing {
-            return false;
+    ) {
+        if replace {
+            notify(ctx, NotifyEvent::GENERIC, c"del", name);
         }
-        let Some(payload) = payload(&body.pairs()) else {
-            return false;
-        };
-        // RESTORE creates the key behind our handle: close it first, so a
-        // later entry on this key opens it afresh.
-        self.close(name);
-        restore(ctx, name, &payload, at, replace).is_some()
+        let absent = replace || self.key(ctx, name).kind() == KeyKind::Missing;
+        let restored = absent
+            && payload(pairs).is_some_and(|payload| {
+                // RESTORE creates the key behind our handle: close it first,
+                // so a later entry on this key opens it afresh.
+                self.close(name);
+                restore(ctx, name, &payload, at, replace).is_some()
+            });
+        if !restored {
+            match held {
+                Some(strings) => self.write_fields(ctx, name, strings, at, replace),
+                None => {
+                    let strings: Vec<RedisString> = pairs
+                        .iter()
+                        .flat_map(|(f, v)| [new_string(f), new_string(v)])
+                        .collect();
+                    self.write_fields(ctx, name, &strings, at, replace);
+                }
+            }
+        }
+        notify(ctx, NotifyEvent::HASH, c"hset", name);
+        notify(ctx, NotifyEvent::GENERIC, c"expire", name);
     }
 
     /// A new hash written field by field: `DEL` (when replacing; its event
@@ -383,28 +386,11 @@ pub fn create_at_once(
     Some(reply)
 }
 
-/// What `replace_hash` then `commit` do for `name`, done at once: one
-/// `RESTORE ... REPLACE` of `pairs` (field by field if the server refuses
-/// it), with the same keyspace events. No key of `name` may be open. False,
-/// having changed nothing, when the record would not be a listpack under the
-/// server's settings: the caller then journals it (`replace_hash`).
-pub fn replace_at_once(
-    ctx: &Context,
-    name: &RedisString,
-    pairs: &[(&[u8], &[u8])],
-    at: i64,
-) -> bool {
-    let Some(payload) = payload(pairs) else {
-        return false;
-    };
-    notify(ctx, NotifyEvent::GENERIC, c"del", name);
-    if restore(ctx, name, &payload, at, true).is_none() {
-        let strings = Body::Owned(collect(pairs.iter().copied())).into_strings();
-        Effects::new().write_fields(ctx, name, &strings, at, true);
-    }
-    notify(ctx, NotifyEvent::HASH, c"hset", name);
-    notify(ctx, NotifyEvent::GENERIC, c"expire", name);
-    true
+/// What `replace_hash` then `commit` do for `name`, done now and from
+/// borrowed pairs (no journal entry, no copy of the fields when the record
+/// is written in one `RESTORE ... REPLACE`). No key of `name` may be open.
+pub fn replace_at_once(ctx: &Context, name: &RedisString, pairs: &[(&[u8], &[u8])], at: i64) {
+    Effects::new().write_record(ctx, name, pairs, None, at, true);
 }
 
 /// The `DUMP` payload of a hash of `pairs` when it is a listpack under the
@@ -428,11 +414,15 @@ fn restore(
     at: i64,
     replace: bool,
 ) -> Option<Forward> {
-    let (abs, rep) = (word(&ABSTTL), word(&REPLACE));
+    let abs = word(&ABSTTL, b"ABSTTL");
+    let rep = word(&REPLACE, b"REPLACE");
+    if abs.is_null() || rep.is_null() {
+        return None;
+    }
     // SAFETY: "!" replicates the command as run; "s" a live module string
     // (the two words live as long as the module), "l" a long long, "b" a
-    // pointer and its length, "c" a C string; the reply is freed before
-    // returning.
+    // pointer and its length; the reply is returned to the caller, who
+    // frees it (`Forward`), or freed here when it is an error.
     unsafe {
         let (Some(call), Some(kind), Some(free)) = (
             raw::RedisModule_Call,
@@ -443,14 +433,10 @@ fn restore(
         };
         let (c, cmd, at) = (ctx.get_raw(), c"RESTORE".as_ptr(), at as c_longlong);
         let (p, n, k) = (payload.as_ptr(), payload.len(), name.inner);
-        let reply = match (replace, abs.is_null() || rep.is_null()) {
-            (false, false) => call(c, cmd, c"!slbs".as_ptr(), k, at, p, n, abs),
-            (true, false) => call(c, cmd, c"!slbss".as_ptr(), k, at, p, n, abs, rep),
-            (false, true) => call(c, cmd, c"!slbc".as_ptr(), k, at, p, n, c"ABSTTL".as_ptr()),
-            (true, true) => {
-                let (a, r) = (c"ABSTTL".as_ptr(), c"REPLACE".as_ptr());
-                call(c, cmd, c"!slbcc".as_ptr(), k, at, p, n, a, r)
-            }
+        let reply = if replace {
+            call(c, cmd, c"!slbss".as_ptr(), k, at, p, n, abs, rep)
+        } else {
+            call(c, cmd, c"!slbs".as_ptr(), k, at, p, n, abs)
         };
         if reply.is_null() {
             return None;
@@ -463,36 +449,31 @@ fn restore(
     }
 }
 
-/// RESTORE's `ABSTTL` and `REPLACE` as module strings made once at load:
-/// `RedisModule_Call` passes a module string on by its reference count, but
-/// copies a C string into a new object on every call.
+/// RESTORE's `ABSTTL` and `REPLACE` as module strings made on first use and
+/// kept until the module unloads: `RedisModule_Call` passes a module string
+/// on by its reference count, but copies a C string into a new object on
+/// every call.
 static ABSTTL: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(ptr::null_mut());
 static REPLACE: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(ptr::null_mut());
 
-fn word(w: &AtomicPtr<raw::RedisModuleString>) -> *mut raw::RedisModuleString {
-    w.load(Ordering::Relaxed)
-}
-
-/// Makes the words (from `OnLoad`). Without them `restore` passes C strings.
-pub fn init_words() {
-    for (w, text) in [(&ABSTTL, &b"ABSTTL"[..]), (&REPLACE, &b"REPLACE"[..])] {
+/// The word in `slot`, made from `text` the first time (null if it cannot be).
+fn word(slot: &AtomicPtr<raw::RedisModuleString>, text: &[u8]) -> *mut raw::RedisModuleString {
+    made_once(slot, || {
         // SAFETY: creating a string with no context (Redis allows NULL); it
         // is owned by the static until `free_words`.
-        let s = unsafe {
+        unsafe {
             raw::RedisModule_CreateString.map_or(ptr::null_mut(), |f| {
                 f(ptr::null_mut(), text.as_ptr().cast(), text.len())
             })
-        };
-        w.store(s, Ordering::Relaxed);
-    }
+        }
+    })
 }
 
 /// Frees the words (from `OnUnload`).
 pub fn free_words() {
-    for w in [&ABSTTL, &REPLACE] {
-        let s = w.swap(ptr::null_mut(), Ordering::Relaxed);
-        if !s.is_null() {
-            // SAFETY: s was made by init_words and nothing else holds it
+    for slot in [&ABSTTL, &REPLACE] {
+        if let Some(s) = take_made(slot) {
+            // SAFETY: s was made by `word` and nothing else holds it
             // (RedisModule_Call releases its references before returning).
             unsafe {
                 if let Some(f) = raw::RedisModule_FreeString {

@@ -149,20 +149,15 @@ impl Drop for Key {
 static CURSOR: AtomicPtr<raw::RedisModuleScanCursor> = AtomicPtr::new(ptr::null_mut());
 
 fn scan_cursor() -> *mut raw::RedisModuleScanCursor {
-    let c = CURSOR.load(Ordering::Relaxed);
-    if !c.is_null() {
-        return c;
-    }
     // SAFETY: ScanCursorCreate exists from Redis 6.0.6 and only allocates.
-    let c = unsafe { raw::RedisModule_ScanCursorCreate.map_or(ptr::null_mut(), |f| f()) };
-    CURSOR.store(c, Ordering::Relaxed);
-    c
+    made_once(&CURSOR, || unsafe {
+        raw::RedisModule_ScanCursorCreate.map_or(ptr::null_mut(), |f| f())
+    })
 }
 
 /// Frees the scan cursor (from `OnUnload`).
 pub fn free_scan_cursor() {
-    let c = CURSOR.swap(ptr::null_mut(), Ordering::Relaxed);
-    if !c.is_null() {
+    if let Some(c) = take_made(&CURSOR) {
         // SAFETY: c was made by scan_cursor and no read is running.
         unsafe {
             if let Some(f) = raw::RedisModule_ScanCursorDestroy {
@@ -170,6 +165,25 @@ pub fn free_scan_cursor() {
             }
         }
     }
+}
+
+/// The object in `slot`, made by `make` the first time it is asked for (and
+/// again while `make` gives null). For objects of the server the module keeps
+/// for its whole life; main thread only, like every command handler.
+pub fn made_once<T>(slot: &AtomicPtr<T>, make: impl FnOnce() -> *mut T) -> *mut T {
+    let p = slot.load(Ordering::Relaxed);
+    if !p.is_null() {
+        return p;
+    }
+    let p = make();
+    slot.store(p, Ordering::Relaxed);
+    p
+}
+
+/// Takes the object out of `slot` (to free it when the module unloads).
+pub fn take_made<T>(slot: &AtomicPtr<T>) -> Option<*mut T> {
+    let p = slot.swap(ptr::null_mut(), Ordering::Relaxed);
+    (!p.is_null()).then_some(p)
 }
 
 /// The bytes of a module string, borrowed for as long as the string lives.

@@ -94,7 +94,6 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         }
     }
     encoding::track(ctx);
-    effects::init_words();
     Status::Ok
 }
 

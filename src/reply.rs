@@ -159,13 +159,13 @@ pub fn emit(ctx: &Context, result: Result<Reply, OAuthError>) {
                 f(c, c"OK".as_ptr());
             }
         },
+        // SAFETY: r holds a live call reply (freed when r drops, after Redis
+        // has copied it into the client's output); `into_reply` made a
+        // Forward only where ReplyWithCallReply exists.
         Ok(Reply::Forward(r)) => unsafe {
-            // SAFETY: r holds a live call reply (freed when r drops, after
-            // Redis has copied it into the client's output).
-            match raw::RedisModule_ReplyWithCallReply {
-                Some(f) => f(c, r.0),
-                None => raw::RedisModule_ReplyWithSimpleString.map_or(0, |f| f(c, c"OK".as_ptr())),
-            };
+            if let Some(f) = raw::RedisModule_ReplyWithCallReply {
+                f(c, r.0);
+            }
         },
         Ok(Reply::Null) => unsafe {
             // SAFETY: plain reply call on the live context.

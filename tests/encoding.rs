@@ -78,17 +78,19 @@ fn savecode(c: &mut Connection, key: &str, fields: &[(&str, String)]) {
 /// The plain hash a gateway would write, `_kind` first as the module does,
 /// with an expiry (Valkey keeps it in the key's own allocation).
 fn plain(c: &mut Connection, key: &str, fields: &[(&str, String)]) {
-    let mut cmd = redis::cmd("HSET");
-    cmd.arg(key).arg("_kind").arg("code");
-    for (f, v) in fields {
-        cmd.arg(*f).arg(v);
-    }
-    let _: i64 = cmd.query(c).unwrap();
-    let _: i64 = redis::cmd("PEXPIRE")
-        .arg(key)
-        .arg(600_000)
-        .query(c)
-        .unwrap();
+    let flat: Vec<&str> = fields.iter().flat_map(|(f, v)| [*f, v.as_str()]).collect();
+    plain_record(c, key, "code", 600_000, &flat);
+}
+
+/// What a plain client would write for a module record of `kind`: HSET with
+/// the module's `_kind` and the caller's pairs, then the same TTL (Valkey
+/// keeps the expiry in the key object, so a key without one is smaller).
+fn plain_record(c: &mut Connection, key: &str, kind: &str, ttl_ms: u64, pairs: &[&str]) {
+    let mut args = vec!["HSET", key, "_kind", kind];
+    args.extend_from_slice(pairs);
+    run(c, &args).expect("HSET");
+    let ttl = ttl_ms.to_string();
+    run(c, &["PEXPIRE", key, &ttl]).expect("PEXPIRE");
 }
 
 fn assert_same_hash(c: &mut Connection, module: &str, reference: &str) {
@@ -281,14 +283,9 @@ fn without_restore_records_are_written_field_by_field() {
     assert!(pexpiretime(&mut c, "t:1") > 0);
 }
 
-/// The state record a plain client would write: HSET with the module's
-/// `_kind`, then the same TTL (Valkey keeps the expiry in the key object,
-/// so a key without one is smaller).
+/// The state record a plain client would write (see `plain_record`).
 fn plain_state(c: &mut Connection, key: &str, pairs: &[&str]) {
-    let mut args = vec!["HSET", key, "_kind", "state"];
-    args.extend_from_slice(pairs);
-    run(c, &args).expect("HSET");
-    run(c, &["PEXPIRE", key, "300000"]).expect("PEXPIRE");
+    plain_record(c, key, "state", 300_000, pairs);
 }
 
 #[test]

@@ -217,15 +217,14 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     let token_fields = if created.is_empty() {
         Vec::new()
     } else {
-        record::token_fields_from_code(&rec, &opts.fields)
-    };
-    if !created.is_empty() {
+        let fields = record::token_fields_from_code(&rec, &opts.fields);
         check_record_size(
-            i64::try_from(token_fields.len()).unwrap_or(i64::MAX),
-            token_fields.iter().map(|(f, v)| f.len() + v.len()),
+            i64::try_from(fields.len()).unwrap_or(i64::MAX),
+            fields.iter().map(|(f, v)| f.len() + v.len()),
             &limits,
         )?;
-    }
+        fields
+    };
     let mut fx = Effects::new();
     for (k, _, _) in &created {
         let key = Key::open(ctx, k, true);
@@ -238,20 +237,20 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     };
 
     // Every check has passed: from here on everything is written. The
-    // tombstone goes first, at once when it can (one RESTORE straight from
-    // these borrowed fields), else as the journal's first entry.
+    // tombstone goes first, written now from these borrowed fields.
     let mut consumed = [0u8; 20];
-    let stone = record::tombstone_pairs(
-        &rec,
-        record::decimal(now, &mut consumed),
-        issue.map(|(k, _)| k.as_slice()),
-        grant.map(RedisString::as_slice),
-    );
     drop(code);
-    if !effects::replace_at_once(ctx, code_key, &stone, tombstone_at) {
-        fx.replace_hash(code_key, stone.iter().copied(), tombstone_at);
-    }
-    drop(stone);
+    effects::replace_at_once(
+        ctx,
+        code_key,
+        &record::tombstone_pairs(
+            &rec,
+            record::decimal(now, &mut consumed),
+            issue.map(|(k, _)| k.as_slice()),
+            grant.map(RedisString::as_slice),
+        ),
+        tombstone_at,
+    );
     let mut latest = tombstone_at;
     for (k, at, kind) in &created {
         // new_record(kind, now, token_fields) and _grant, without copying them first.

@@ -394,7 +394,7 @@ proptest! {
         let method = if s256 { Method::S256 } else { Method::Plain };
         // Half of the time the challenge really is derived from the verifier.
         let challenge = match (derive, s256) {
-            (true, true) => pkce::s256_challenge(&verifier).into_bytes(),
+            (true, true) => pkce::s256_challenge(&verifier).to_vec(),
             (true, false) => verifier.clone(),
             (false, _) => challenge,
         };
@@ -407,7 +407,7 @@ proptest! {
             Some(_) if !pkce::is_valid_syntax(&verifier) => Err(PkceFailure::VerifierMalformed),
             Some(b) => {
                 let want = match b.method {
-                    Method::S256 => pkce::s256_challenge(&verifier).into_bytes(),
+                    Method::S256 => pkce::s256_challenge(&verifier).to_vec(),
                     Method::Plain => verifier.clone(),
                 };
                 if want == b.challenge { Ok(()) } else { Err(PkceFailure::Mismatch) }
