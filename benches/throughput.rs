@@ -171,7 +171,7 @@ end
 return {0, limit, limit - n, -1, math.ceil(ttl / 1000)}",
     ),
     // All-or-nothing fixed windows over N keys, with the reply of
-    // OAUTH.RATELIMIT.ALL. ARGV: limit window_ms per key, then cost.
+    // OAUTH.RATELIMITALL. ARGV: limit window_ms per key, then cost.
     (
         "fixed_all",
         "local n = #KEYS
@@ -1294,7 +1294,7 @@ impl Tpls {
             ]),
             lua_sliding: lua("sliding", b"1", &[H, L(RL_LIMIT), L(RL_WINDOW_MS), L(b"1")]),
             all: Tpl::new(&[
-                L(b"OAUTH.RATELIMIT.ALL"),
+                L(b"OAUTH.RATELIMITALL"),
                 L(b"2"),
                 H,
                 H,
@@ -1754,7 +1754,7 @@ fn rate_rows(t: &Tpls) -> Vec<RateRow<'_>> {
         ("Lua: GCRA", vec![&t.lua_gcra], is_allowed),
         ("OAUTH.RATELIMIT SLIDING", vec![&t.sliding], is_allowed),
         ("Lua: sliding window", vec![&t.lua_sliding], is_allowed),
-        ("OAUTH.RATELIMIT.ALL (2 limits)", vec![&t.all], is_allowed),
+        ("OAUTH.RATELIMITALL (2 limits)", vec![&t.all], is_allowed),
         (
             "Lua: 2 fixed windows, all or nothing",
             vec![&t.lua_all],
@@ -1781,7 +1781,7 @@ fn rate_scenario(env: &Env, t: &Tpls) -> Group {
         format!("4. Rate limits ({RL_KEYS} counters per limit, a random one per request)"),
         env.group(&variants),
         "Every limiter answers `[limited, limit, remaining, retry_after, reset_after]` \
-         (RATELIMIT.ALL and its script add the deciding limit) and does not count a refused \
+         (RATELIMITALL and its script add the deciding limit) and does not count a refused \
          request; the limits are never reached, so every request writes. `INCR + EXPIRE NX`: \
          both commands per request, pipelined. `Lua: INCR (count only)`: INCR, then PEXPIRE on \
          the first hit, answering the count only: the script most gateways run. `Lua: fixed \
@@ -1789,7 +1789,7 @@ fn rate_scenario(env: &Env, t: &Tpls) -> Group {
          TIME, GET, SET PX, in floating-point milliseconds (Lua numbers are doubles; the module \
          works in integer nanoseconds). `Lua: sliding window`: TIME, HMGET, HSET, PEXPIREAT on \
          the module's hash with its estimate (retry_after approximated; the module computes it \
-         exactly). `OAUTH.RATELIMIT.ALL (2 limits)`: a per-minute and a per-second counter, \
+         exactly). `OAUTH.RATELIMITALL (2 limits)`: a per-minute and a per-second counter, \
          counted only if both allow, against `Lua: 2 fixed windows` doing the same; they update \
          two counters per request, bare INCR one.",
     );
@@ -2201,7 +2201,7 @@ fn cross_check(env: &Env, rate: &Group) -> Vec<Cross> {
         (
             8,
             v(&[
-                b"OAUTH.RATELIMIT.ALL",
+                b"OAUTH.RATELIMITALL",
                 b"2",
                 k1,
                 k2,

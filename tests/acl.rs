@@ -278,7 +278,7 @@ struct Case {
 const SAVE_CODE: &str = "OAUTH.SAVECODE $code 600 FIELDS 4 client_id app1 \
     redirect_uri $CB code_challenge $CHALLENGE code_challenge_method S256";
 const SAVE_TOKEN: &str = "OAUTH.SAVETOKEN $tok 600 FIELDS 2 sub u1 scope read";
-const SAVE_CLIENT: &str = "OAUTH.CLIENT.SAVE $client FIELDS 2 client_id app1 client_secret $SECRET";
+const SAVE_CLIENT: &str = "OAUTH.SAVECLIENT $client FIELDS 2 client_id app1 client_secret $SECRET";
 /// A refresh token at `old`, in the grant `setup-grant`.
 const MAKE_REFRESH: &[&str] = &[
     "OAUTH.SAVECODE $setup-code 600 FIELDS 4 client_id app1 redirect_uri $CB \
@@ -364,10 +364,10 @@ const CASES: &[Case] = &[
         args: "OAUTH.RATELIMIT $rl 10 60 COST 2 SLIDING",
     },
     Case {
-        name: "ratelimit.all",
+        name: "ratelimitall",
         roles: &[("rl1", RW), ("rl2", RW)],
         setup: &[],
-        args: "OAUTH.RATELIMIT.ALL 2 $rl1 $rl2 10 60 100 3600",
+        args: "OAUTH.RATELIMITALL 2 $rl1 $rl2 10 60 100 3600",
     },
     Case {
         name: "throttle",
@@ -401,28 +401,28 @@ const CASES: &[Case] = &[
         args: "OAUTH.REVOKEBEFORE $cut",
     },
     Case {
-        name: "client.save",
+        name: "saveclient",
         roles: &[("client", W)],
         setup: &[],
-        args: "OAUTH.CLIENT.SAVE $client TTL 3600 FIELDS 2 client_id app1 client_secret $SECRET",
+        args: "OAUTH.SAVECLIENT $client TTL 3600 FIELDS 2 client_id app1 client_secret $SECRET",
     },
     Case {
-        name: "client.verify",
+        name: "verifyclient",
         roles: &[("client", R)],
         setup: &[SAVE_CLIENT],
-        args: "OAUTH.CLIENT.VERIFY $client $SECRET",
+        args: "OAUTH.VERIFYCLIENT $client $SECRET",
     },
     Case {
-        name: "client.get",
+        name: "getclient",
         roles: &[("client", R)],
         setup: &[SAVE_CLIENT],
-        args: "OAUTH.CLIENT.GET $client",
+        args: "OAUTH.GETCLIENT $client",
     },
     Case {
-        name: "client.delete",
+        name: "deleteclient",
         roles: &[("client", W)],
         setup: &[SAVE_CLIENT],
-        args: "OAUTH.CLIENT.DELETE $client",
+        args: "OAUTH.DELETECLIENT $client",
     },
     Case {
         name: "help",
@@ -586,7 +586,7 @@ fn support_user_reads_but_never_writes() {
         "OAUTH.INTROSPECT oauth:{g1}:at CUTOFF 1 oauth:{g1}:cut",
     );
     assert_eq!(field(&r, "active").as_deref(), Some("1"));
-    let r = go(&mut sup, "OAUTH.CLIENT.GET oauth:{g1}:client");
+    let r = go(&mut sup, "OAUTH.GETCLIENT oauth:{g1}:client");
     assert_eq!(field(&r, "client_id").as_deref(), Some("app1"));
     assert!(field(&r, "_secret_sha256").is_none());
     // HGETALL shows every field, the secret's hash included.
@@ -627,9 +627,9 @@ fn support_user_reads_but_never_writes() {
         denied_key(&mut admin, &mut sup, &w(args), key);
     }
 
-    // No module command that writes, even on its own keys; not CLIENT.VERIFY
+    // No module command that writes, even on its own keys; not VERIFYCLIENT
     // (an oracle for guessing secrets); no plain write.
-    let granted = ["OAUTH.INTROSPECT", "OAUTH.CLIENT.GET", "OAUTH.HELP"];
+    let granted = ["OAUTH.INTROSPECT", "OAUTH.GETCLIENT", "OAUTH.HELP"];
     for case in CASES.iter().filter(|c| !granted.contains(&c.command())) {
         let args = case.prepare(&mut admin, &PLAIN);
         denied_command(&mut admin, &mut sup, &args);
@@ -689,7 +689,7 @@ fn ratelimit_user_limits_and_does_nothing_else() {
     go(&mut rlu, "OAUTH.RATELIMIT rl:{u1}:sliding 10 60 SLIDING");
     go(
         &mut rlu,
-        "OAUTH.RATELIMIT.ALL 2 rl:{u1}:minute rl:{u1}:hour 10 60 100 3600",
+        "OAUTH.RATELIMITALL 2 rl:{u1}:minute rl:{u1}:hour 10 60 100 3600",
     );
     go(&mut rlu, "OAUTH.THROTTLE rl:{u1}:gcra 15 30 60");
     assert_eq!(text(&go(&mut rlu, "PING")), "PONG");
@@ -697,14 +697,14 @@ fn ratelimit_user_limits_and_does_nothing_else() {
     for (args, key) in [
         ("OAUTH.RATELIMIT oauth:{u1}:ip 10 60", "oauth:{u1}:ip"),
         (
-            "OAUTH.RATELIMIT.ALL 2 rl:{u1}:minute oauth:{u1}:hour 10 60 100 3600",
+            "OAUTH.RATELIMITALL 2 rl:{u1}:minute oauth:{u1}:hour 10 60 100 3600",
             "oauth:{u1}:hour",
         ),
         ("OAUTH.THROTTLE other:{u1}:gcra 15 30 60", "other:{u1}:gcra"),
     ] {
         denied_key(&mut admin, &mut rlu, &w(args), key);
     }
-    let granted = ["OAUTH.RATELIMIT", "OAUTH.RATELIMIT.ALL", "OAUTH.THROTTLE"];
+    let granted = ["OAUTH.RATELIMIT", "OAUTH.RATELIMITALL", "OAUTH.THROTTLE"];
     for case in CASES.iter().filter(|c| !granted.contains(&c.command())) {
         denied_command(&mut admin, &mut rlu, &PLAIN.fill(case.args));
     }
@@ -858,8 +858,8 @@ fn key_permissions_follow_the_key_specs() {
     let reads = vec![
         "introspect",
         "introspect CUTOFF",
-        "client.verify",
-        "client.get",
+        "verifyclient",
+        "getclient",
         "help",
     ];
     let writes = vec![
@@ -868,8 +868,8 @@ fn key_permissions_follow_the_key_specs() {
         "savetoken GRANT",
         "revoke",
         "savestate",
-        "client.save",
-        "client.delete",
+        "saveclient",
+        "deleteclient",
         "help",
     ];
     let every = CASES.iter().map(|c| c.name).collect();
@@ -980,8 +980,8 @@ fn readonly_commands_are_exactly_those_whose_keys_are_only_read() {
         }
     }
     let expected: BTreeSet<String> = [
-        "oauth.client.get",
-        "oauth.client.verify",
+        "oauth.getclient",
+        "oauth.verifyclient",
         "oauth.help",
         "oauth.introspect",
     ]

@@ -57,12 +57,12 @@ const COMMANDS: &[&str] = &[
     "OAUTH.ROTATE",
     "OAUTH.REVOKEGRANT",
     "OAUTH.REVOKEBEFORE",
-    "OAUTH.CLIENT.SAVE",
-    "OAUTH.CLIENT.VERIFY",
-    "OAUTH.CLIENT.GET",
-    "OAUTH.CLIENT.DELETE",
+    "OAUTH.SAVECLIENT",
+    "OAUTH.VERIFYCLIENT",
+    "OAUTH.GETCLIENT",
+    "OAUTH.DELETECLIENT",
     "OAUTH.THROTTLE",
-    "OAUTH.RATELIMIT.ALL",
+    "OAUTH.RATELIMITALL",
 ];
 
 const KEYWORDS: &[&str] = &[
@@ -501,8 +501,8 @@ impl Gen {
             "OAUTH.CONSUMESTATE"
             | "OAUTH.REVOKEGRANT"
             | "OAUTH.REVOKEBEFORE"
-            | "OAUTH.CLIENT.GET"
-            | "OAUTH.CLIENT.DELETE" => a.push(r.key()),
+            | "OAUTH.GETCLIENT"
+            | "OAUTH.DELETECLIENT" => a.push(r.key()),
             "OAUTH.RATELIMIT" => {
                 a.push(r.key());
                 a.push(r.num());
@@ -537,7 +537,7 @@ impl Gen {
                     a.extend(r.fields());
                 }
             }
-            "OAUTH.CLIENT.SAVE" => {
+            "OAUTH.SAVECLIENT" => {
                 a.push(r.key());
                 if r.rng.one_in(2) {
                     a.push(b"TTL".to_vec());
@@ -545,7 +545,7 @@ impl Gen {
                 }
                 a.extend(r.fields());
             }
-            "OAUTH.CLIENT.VERIFY" => {
+            "OAUTH.VERIFYCLIENT" => {
                 a.push(r.key());
                 a.push(r.junk());
             }
@@ -559,7 +559,7 @@ impl Gen {
                     a.push(r.num());
                 }
             }
-            "OAUTH.RATELIMIT.ALL" => {
+            "OAUTH.RATELIMITALL" => {
                 let n = 1 + r.rng.below(4);
                 a.push(if r.rng.one_in(5) {
                     r.num()
@@ -845,7 +845,7 @@ impl Gen {
                     self.fresh("cl")
                 };
                 remember(&mut self.recent.clients, &c);
-                let mut save = cmd(&[b"OAUTH.CLIENT.SAVE", &c]);
+                let mut save = cmd(&[b"OAUTH.SAVECLIENT", &c]);
                 if self.rng.one_in(2) {
                     save.extend(cmd(&[b"TTL", b"60"]));
                 }
@@ -856,10 +856,10 @@ impl Gen {
                 } else {
                     b"nope"
                 };
-                out.push(cmd(&[b"OAUTH.CLIENT.VERIFY", &c, secret]));
-                out.push(cmd(&[b"OAUTH.CLIENT.GET", &c]));
+                out.push(cmd(&[b"OAUTH.VERIFYCLIENT", &c, secret]));
+                out.push(cmd(&[b"OAUTH.GETCLIENT", &c]));
                 if self.rng.one_in(3) {
-                    out.push(cmd(&[b"OAUTH.CLIENT.DELETE", &c]));
+                    out.push(cmd(&[b"OAUTH.DELETECLIENT", &c]));
                 }
             }
             8 => {
@@ -890,7 +890,7 @@ impl Gen {
                 let a = self.or_native(a);
                 let z = format!("rl:{}", 6 + self.rng.below(3)).into_bytes();
                 let mut c = cmd(&[
-                    b"OAUTH.RATELIMIT.ALL",
+                    b"OAUTH.RATELIMITALL",
                     b"2",
                     &a,
                     &z,

@@ -569,8 +569,8 @@ impl Cc {
             cmd.arg(*a);
         }
         // The client routes unknown commands by their first argument; the keys of
-        // RATELIMIT.ALL start after numkeys.
-        if args[0].eq_ignore_ascii_case("OAUTH.RATELIMIT.ALL") && args.len() > 2 {
+        // RATELIMITALL start after numkeys.
+        if args[0].eq_ignore_ascii_case("OAUTH.RATELIMITALL") && args.len() > 2 {
             let slot = get_slot(args[2].as_bytes());
             let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
                 slot,
@@ -1037,7 +1037,7 @@ fn rl(i: usize) -> Rl {
 
 fn all_args(r: &Rl) -> [&str; 8] {
     [
-        "OAUTH.RATELIMIT.ALL",
+        "OAUTH.RATELIMITALL",
         "2",
         &r.ip,
         &r.user,
@@ -1261,7 +1261,7 @@ fn multi_key_forms() -> Vec<(Vec<&'static str>, Vec<&'static str>)> {
         ),
         ("OAUTH.INTROSPECT t:{a} CUTOFF 2 cut:{a} cut:{b}", "t:{a} cut:{a} cut:{b}"),
         (
-            "OAUTH.RATELIMIT.ALL 3 rl:{a}:1 rl:{a}:2 rl:{b} 1 60 1 60 1 60 COST 1",
+            "OAUTH.RATELIMITALL 3 rl:{a}:1 rl:{a}:2 rl:{b} 1 60 1 60 1 60 COST 1",
             "rl:{a}:1 rl:{a}:2 rl:{b}",
         ),
         ("OAUTH.SAVETOKEN t:{a} 60 GRANT g:{b} FIELDS 0", "t:{a} g:{b}"),
@@ -1371,7 +1371,7 @@ fn check_key_routing(cluster: &Cluster, topo: &Topology, cc: &mut Cc) {
     );
     assert_eq!(
         cc.ints(&[
-            "OAUTH.RATELIMIT.ALL",
+            "OAUTH.RATELIMITALL",
             "2",
             "rl:{mk}:ip",
             "rl:{mk}:user",

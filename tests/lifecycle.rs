@@ -511,7 +511,7 @@ fn client_secrets_are_never_stored_in_clear() {
     let v = run(
         &mut c,
         &[
-            "OAUTH.CLIENT.SAVE",
+            "OAUTH.SAVECLIENT",
             "client:app1",
             "FIELDS",
             "3",
@@ -532,7 +532,7 @@ fn client_secrets_are_never_stored_in_clear() {
     let v2 = run(
         &mut c,
         &[
-            "OAUTH.CLIENT.SAVE",
+            "OAUTH.SAVECLIENT",
             "client:app2",
             "TTL",
             "3600",
@@ -551,7 +551,7 @@ fn client_secrets_are_never_stored_in_clear() {
         .unwrap();
     assert!(exp2 < exp);
     assert_eq!(
-        redis::cmd("OAUTH.CLIENT.VERIFY")
+        redis::cmd("OAUTH.VERIFYCLIENT")
             .arg("client:app1")
             .arg(secret)
             .query::<i64>(&mut c)
@@ -559,7 +559,7 @@ fn client_secrets_are_never_stored_in_clear() {
         1
     );
     assert_eq!(
-        redis::cmd("OAUTH.CLIENT.VERIFY")
+        redis::cmd("OAUTH.VERIFYCLIENT")
             .arg("client:app1")
             .arg("wrong")
             .query::<i64>(&mut c)
@@ -567,14 +567,14 @@ fn client_secrets_are_never_stored_in_clear() {
         0
     );
     assert_eq!(
-        redis::cmd("OAUTH.CLIENT.VERIFY")
+        redis::cmd("OAUTH.VERIFYCLIENT")
             .arg("client:none")
             .arg(secret)
             .query::<i64>(&mut c)
             .unwrap(),
         0
     );
-    let g = run(&mut c, &["OAUTH.CLIENT.GET", "client:app1"]).unwrap();
+    let g = run(&mut c, &["OAUTH.GETCLIENT", "client:app1"]).unwrap();
     assert_eq!(field(&g, "client_id").as_deref(), Some("app1"));
     assert!(pairs(&g)
         .iter()
@@ -594,7 +594,7 @@ fn client_secrets_are_never_stored_in_clear() {
     run(
         &mut c,
         &[
-            "OAUTH.CLIENT.SAVE",
+            "OAUTH.SAVECLIENT",
             "client:app1",
             "FIELDS",
             "1",
@@ -604,7 +604,7 @@ fn client_secrets_are_never_stored_in_clear() {
     )
     .unwrap();
     assert_eq!(
-        redis::cmd("OAUTH.CLIENT.VERIFY")
+        redis::cmd("OAUTH.VERIFYCLIENT")
             .arg("client:app1")
             .arg(secret)
             .query::<i64>(&mut c)
@@ -612,35 +612,35 @@ fn client_secrets_are_never_stored_in_clear() {
         0
     );
     assert_eq!(
-        redis::cmd("OAUTH.CLIENT.DELETE")
+        redis::cmd("OAUTH.DELETECLIENT")
             .arg("client:app1")
             .query::<i64>(&mut c)
             .unwrap(),
         1
     );
     assert_eq!(
-        redis::cmd("OAUTH.CLIENT.DELETE")
+        redis::cmd("OAUTH.DELETECLIENT")
             .arg("client:app1")
             .query::<i64>(&mut c)
             .unwrap(),
         0
     );
     assert_eq!(
-        run(&mut c, &["OAUTH.CLIENT.GET", "client:app1"]).unwrap(),
+        run(&mut c, &["OAUTH.GETCLIENT", "client:app1"]).unwrap(),
         Value::Nil
     );
     run(&mut c, &["OAUTH.SAVETOKEN", "tok", "60", "FIELDS", "0"]).unwrap();
-    assert!(err(&mut c, &["OAUTH.CLIENT.SAVE", "tok", "FIELDS", "0"]).starts_with("WRONGTYPE"));
-    assert!(err(&mut c, &["OAUTH.CLIENT.DELETE", "tok"]).starts_with("WRONGTYPE"));
+    assert!(err(&mut c, &["OAUTH.SAVECLIENT", "tok", "FIELDS", "0"]).starts_with("WRONGTYPE"));
+    assert!(err(&mut c, &["OAUTH.DELETECLIENT", "tok"]).starts_with("WRONGTYPE"));
     assert!(err(
         &mut c,
-        &["OAUTH.CLIENT.SAVE", "x", "TTL", "0", "FIELDS", "0"]
+        &["OAUTH.SAVECLIENT", "x", "TTL", "0", "FIELDS", "0"]
     )
     .starts_with("INVALID_REQUEST"));
     // Secrets stay out of MONITOR and SLOWLOG.
     let info: Vec<Value> = redis::cmd("COMMAND")
         .arg("INFO")
-        .arg("oauth.client.verify")
+        .arg("oauth.verifyclient")
         .query(&mut c)
         .unwrap();
     assert!(
@@ -713,7 +713,7 @@ fn cluster_refuses_cross_slot_and_accepts_hash_tags() {
             "g:{y}",
         ],
         vec![
-            "OAUTH.RATELIMIT.ALL",
+            "OAUTH.RATELIMITALL",
             "2",
             "rl:{a}",
             "rl:{b}",
@@ -761,7 +761,7 @@ fn cluster_refuses_cross_slot_and_accepts_hash_tags() {
     run(
         &mut c,
         &[
-            "OAUTH.RATELIMIT.ALL",
+            "OAUTH.RATELIMITALL",
             "2",
             "rl:{u}:ip",
             "rl:{u}:user",
@@ -793,7 +793,7 @@ fn client_fields_the_module_owns_and_weak_secrets_are_refused() {
         ),
     ] {
         let n = (fields.len() / 2).to_string();
-        let mut args = vec!["OAUTH.CLIENT.SAVE", "client:x", "FIELDS", &n];
+        let mut args = vec!["OAUTH.SAVECLIENT", "client:x", "FIELDS", &n];
         args.extend(fields.iter().copied());
         assert_eq!(err(&mut c, &args), msg);
         assert!(!exists(&mut c, "client:x"));

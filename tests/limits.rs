@@ -1,4 +1,4 @@
-//! OAUTH.THROTTLE (GCRA), OAUTH.RATELIMIT ... SLIDING and OAUTH.RATELIMIT.ALL
+//! OAUTH.THROTTLE (GCRA), OAUTH.RATELIMIT ... SLIDING and OAUTH.RATELIMITALL
 //! against a real server: reply shapes, what is (not) written, expiries,
 //! parameter validation, and a random sequence after which every key has a TTL.
 
@@ -204,7 +204,7 @@ fn all_or_nothing_multi_limit() {
     let s = Server::start();
     let mut c = s.conn();
     let all = [
-        "OAUTH.RATELIMIT.ALL",
+        "OAUTH.RATELIMITALL",
         "2",
         "rl:{u}:ip",
         "rl:{u}:user",
@@ -232,7 +232,7 @@ fn all_or_nothing_multi_limit() {
     let r = ints(
         &mut c,
         &[
-            "OAUTH.RATELIMIT.ALL",
+            "OAUTH.RATELIMITALL",
             "2",
             "a",
             "b",
@@ -251,11 +251,11 @@ fn all_or_nothing_multi_limit() {
         "hash"
     );
     for (args, want) in [
-        (vec!["OAUTH.RATELIMIT.ALL", "0", "a", "1", "1"], "INVALID_REQUEST numkeys must be at least 1, followed by that many keys and as many limit window pairs"),
-        (vec!["OAUTH.RATELIMIT.ALL", "2", "a", "b", "1", "1"], "INVALID_REQUEST numkeys must be at least 1, followed by that many keys and as many limit window pairs"),
-        (vec!["OAUTH.RATELIMIT.ALL", "2", "a", "a", "1", "1", "1", "1"], "INVALID_REQUEST a key appears twice; each limit needs its own key"),
-        (vec!["OAUTH.RATELIMIT.ALL", "1", "z", "0", "1"], "INVALID_REQUEST limit must be an integer from 1 to 4611686018427387904"),
-        (vec!["OAUTH.RATELIMIT.ALL", "1", "z", "1", "1", "FOO"], "INVALID_REQUEST unknown or repeated option; expected COST n or SLIDING"),
+        (vec!["OAUTH.RATELIMITALL", "0", "a", "1", "1"], "INVALID_REQUEST numkeys must be at least 1, followed by that many keys and as many limit window pairs"),
+        (vec!["OAUTH.RATELIMITALL", "2", "a", "b", "1", "1"], "INVALID_REQUEST numkeys must be at least 1, followed by that many keys and as many limit window pairs"),
+        (vec!["OAUTH.RATELIMITALL", "2", "a", "a", "1", "1", "1", "1"], "INVALID_REQUEST a key appears twice; each limit needs its own key"),
+        (vec!["OAUTH.RATELIMITALL", "1", "z", "0", "1"], "INVALID_REQUEST limit must be an integer from 1 to 4611686018427387904"),
+        (vec!["OAUTH.RATELIMITALL", "1", "z", "1", "1", "FOO"], "INVALID_REQUEST unknown or repeated option; expected COST n or SLIDING"),
     ] {
         assert_eq!(err(&mut c, &args), want, "{args:?}");
     }
@@ -264,7 +264,7 @@ fn all_or_nothing_multi_limit() {
     assert!(err(
         &mut c,
         &[
-            "OAUTH.RATELIMIT.ALL",
+            "OAUTH.RATELIMITALL",
             "2",
             "fresh",
             "l",
@@ -279,7 +279,7 @@ fn all_or_nothing_multi_limit() {
     let keys: Vec<String> = redis::cmd("COMMAND")
         .arg("GETKEYS")
         .arg(&[
-            "OAUTH.RATELIMIT.ALL",
+            "OAUTH.RATELIMITALL",
             "3",
             "k1",
             "k2",
@@ -343,7 +343,7 @@ fn no_counter_is_left_without_expiry() {
                 cost,
             ],
             _ => vec![
-                "OAUTH.RATELIMIT.ALL".into(),
+                "OAUTH.RATELIMITALL".into(),
                 "2".into(),
                 format!("a{k}"),
                 format!("b{k}"),

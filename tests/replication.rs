@@ -92,7 +92,7 @@ fn workload(c: &mut Connection) {
         run(
             c,
             &[
-                "OAUTH.RATELIMIT.ALL",
+                "OAUTH.RATELIMITALL",
                 "2",
                 "rl:{u}:ip",
                 "rl:{u}:user",
@@ -310,7 +310,7 @@ fn random_mix(
                 "SLIDING".into(),
             ],
             14 => vec![
-                "OAUTH.RATELIMIT.ALL".into(),
+                "OAUTH.RATELIMITALL".into(),
                 "2".into(),
                 format!("rl:{tag}:ip"),
                 format!("rl:{tag}:user"),
@@ -322,7 +322,7 @@ fn random_mix(
                 (1 + r.next(2)).to_string(),
             ],
             15 => vec![
-                "OAUTH.CLIENT.SAVE".into(),
+                "OAUTH.SAVECLIENT".into(),
                 format!("client:{tag}"),
                 "FIELDS".into(),
                 "2".into(),
@@ -331,7 +331,7 @@ fn random_mix(
                 "client_secret".into(),
                 "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t".into(),
             ],
-            _ => vec!["OAUTH.CLIENT.DELETE".into(), format!("client:{tag}")],
+            _ => vec!["OAUTH.DELETECLIENT".into(), format!("client:{tag}")],
         };
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         // Failures are part of the mix.
@@ -407,9 +407,9 @@ fn replica_follows_a_long_random_mix_through_full_and_partial_resyncs() {
         "OAUTH.THROTTLE",
         "OAUTH.REVOKEBEFORE",
         "OAUTH.SAVETOKEN",
-        "OAUTH.RATELIMIT.ALL",
-        "OAUTH.CLIENT.SAVE",
-        "OAUTH.CLIENT.DELETE",
+        "OAUTH.RATELIMITALL",
+        "OAUTH.SAVECLIENT",
+        "OAUTH.DELETECLIENT",
     ] {
         assert!(
             done.get(name).copied().unwrap_or(0) > 0,
@@ -493,7 +493,7 @@ fn a_replica_never_expires_or_writes_on_its_own() {
         Some("0")
     );
     assert_eq!(
-        redis::cmd("OAUTH.CLIENT.VERIFY")
+        redis::cmd("OAUTH.VERIFYCLIENT")
             .arg("cl")
             .arg("x")
             .query::<i64>(&mut r)

@@ -1,4 +1,4 @@
-//! Client registrations (RFC 7591): `OAUTH.CLIENT.SAVE`, `.VERIFY`, `.GET`,
+//! Client registrations (RFC 7591): `OAUTH.SAVECLIENT`, `.VERIFY`, `.GET`,
 //! `.DELETE`. A `client_secret` is never stored: only its SHA-256, compared in
 //! constant time. These commands are flagged no-monitor/no-slowlog so secrets
 //! do not show up in MONITOR or SLOWLOG.
@@ -16,7 +16,7 @@ use crate::info::{self, Counter};
 use crate::keys::{load_record, Key};
 use crate::reply::{Reply, Value};
 
-/// `OAUTH.CLIENT.SAVE key [TTL seconds] FIELDS numfields field value ...`:
+/// `OAUTH.SAVECLIENT key [TTL seconds] FIELDS numfields field value ...`:
 /// creates or replaces a registration. Reply: `client_secret_expires_at`
 /// (Unix seconds when the registration, and so its secret, expires).
 pub fn save(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
@@ -82,7 +82,7 @@ fn check_client_fields(fields: &[Pair]) -> OResult<()> {
     Ok(())
 }
 
-/// `OAUTH.CLIENT.VERIFY key secret`: 1 when the secret matches, else 0
+/// `OAUTH.VERIFYCLIENT key secret`: 1 when the secret matches, else 0
 /// (also for an unknown client or one without a secret).
 pub fn verify(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     let a = bytes(args);
@@ -99,7 +99,7 @@ pub fn verify(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     Ok(Reply::Integer(i64::from(ok)))
 }
 
-/// `OAUTH.CLIENT.GET key`: the registration's fields without secret material;
+/// `OAUTH.GETCLIENT key`: the registration's fields without secret material;
 /// nil when missing.
 pub fn get(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     let key = args
@@ -119,7 +119,7 @@ pub fn get(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     Ok(Reply::Map(out))
 }
 
-/// `OAUTH.CLIENT.DELETE key`: 1 when a registration was removed, else 0.
+/// `OAUTH.DELETECLIENT key`: 1 when a registration was removed, else 0.
 pub fn delete(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     let key = args
         .get(1)

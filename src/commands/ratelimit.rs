@@ -1,5 +1,5 @@
 //! Window rate limits: `OAUTH.RATELIMIT key limit window [COST n] [SLIDING]`
-//! and the all-or-nothing `OAUTH.RATELIMIT.ALL numkeys key [key ...] limit
+//! and the all-or-nothing `OAUTH.RATELIMITALL numkeys key [key ...] limit
 //! window [limit window ...] [COST n] [SLIDING]`.
 //!
 //! Fixed-window counters are plain integer strings written as `SET key n PXAT t`.
@@ -210,7 +210,7 @@ pub fn ratelimit(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     Ok(Reply::Integers(reply.to_array().to_vec()))
 }
 
-/// `OAUTH.RATELIMIT.ALL numkeys key [key ...] limit window [limit window ...] [COST n] [SLIDING]`
+/// `OAUTH.RATELIMITALL numkeys key [key ...] limit window [limit window ...] [COST n] [SLIDING]`
 ///
 /// The keys come first and together (as in `ZUNIONSTORE`) so that Redis's
 /// `numkeys` key spec finds them all; the i-th `limit window` pair belongs to
