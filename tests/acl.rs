@@ -992,59 +992,26 @@ fn readonly_commands_are_exactly_those_whose_keys_are_only_read() {
 }
 
 #[test]
-fn key_specs_that_begin_with_a_keyword_are_incomplete() {
-    // Redis would search the keyword to the end of the command, FIELDS
-    // included; `incomplete` makes it ask the module (getkeys-api) instead.
+fn key_specs_are_complete() {
+    // No key spec is `incomplete`: the module refuses every argument list in
+    // which Redis's own search of a keyword spec would find another key than
+    // the handler uses, so Redis, ACL and cluster clients can trust the specs
+    // without asking COMMAND GETKEYS.
     let s = Server::start();
     let mut c = s.conn();
-    let mut incomplete = Vec::new();
-    for (name, flags, _, specs, begins) in module_commands(&mut c) {
+    let mut keyword = 0;
+    for (name, _flags, _, specs, begins) in module_commands(&mut c) {
         for (i, (spec, begin)) in specs.iter().zip(&begins).enumerate() {
-            let is_incomplete = spec.iter().any(|f| f == "incomplete");
-            assert_eq!(
-                is_incomplete,
-                begin == "keyword",
-                "{name} key spec {i}: {begin} {spec:?}"
-            );
-            if is_incomplete {
-                incomplete.push(format!("{name} {i}"));
-            }
-        }
-        if begins.iter().any(|b| b == "keyword") {
             assert!(
-                flags.iter().any(|f| f == "movablekeys"),
-                "{name}: its keys come from the module: {flags:?}"
+                !spec.iter().any(|f| f == "incomplete"),
+                "{name} key spec {i}: {spec:?}"
             );
+            keyword += usize::from(begin == "keyword");
         }
     }
     assert_eq!(
-        incomplete,
-        [
-            "oauth.exchange 1",   // ISSUE token_key
-            "oauth.exchange 2",   // REFRESH refresh_key
-            "oauth.exchange 3",   // GRANT grant_key
-            "oauth.introspect 1", // CUTOFF numkeys key ...
-            "oauth.rotate 2",     // ISSUE token_key
-            "oauth.rotate 3",     // CUTOFF numkeys key ...
-            "oauth.savetoken 1",  // GRANT grant_key
-        ]
-    );
-    // The module reports the keys with their spec's flags, without `incomplete`.
-    let reply = go(
-        &mut c,
-        "COMMAND GETKEYSANDFLAGS OAUTH.INTROSPECT oauth:{g1}:tok CUTOFF 1 oauth:{g1}:cut",
-    );
-    let got: Vec<(String, Vec<String>)> = items(&reply)
-        .iter()
-        .map(|e| (text(&items(e)[0]), strings(&items(e)[1])))
-        .collect();
-    let ro = vec!["RO".to_string(), "access".to_string()];
-    assert_eq!(
-        got,
-        [
-            ("oauth:{g1}:tok".to_string(), ro.clone()),
-            ("oauth:{g1}:cut".to_string(), ro)
-        ]
+        keyword, 7,
+        "ISSUE, REFRESH, GRANT; GRANT; CUTOFF; ISSUE, CUTOFF"
     );
 }
 
@@ -1167,75 +1134,42 @@ fn module_commands_are_in_no_acl_category() {
 // Limits (docs/acl.md "Limits")
 // ---------------------------------------------------------------------------
 
-/// A command whose FIELDS hold an option keyword followed by a key outside
-/// the user's patterns, the record that keeps the keyword as a field value,
-/// and that field.
-struct KeywordInFields {
-    case: Case,
-    record: &'static str,
-    field: &'static str,
-    keyword: &'static str,
-}
-
-const KEYWORDS_IN_FIELDS: &[KeywordInFields] = &[
-    KeywordInFields {
-        case: Case {
-            name: "exchange, GRANT in FIELDS",
-            roles: &[("code", RW), ("at", W)],
-            setup: &[SAVE_CODE],
-            args: "OAUTH.EXCHANGE $code app1 $CB $VERIFIER ISSUE $at 600 \
-                   FIELDS 2 note GRANT other:{g1}:x y",
-        },
-        record: "at",
-        field: "note",
-        keyword: "GRANT",
+/// Commands whose FIELDS hold a key-locating keyword followed by a name
+/// outside the user's patterns.
+const KEYWORDS_IN_FIELDS: &[Case] = &[
+    Case {
+        name: "exchange, GRANT in FIELDS",
+        roles: &[("code", RW), ("at", W)],
+        setup: &[SAVE_CODE],
+        args: "OAUTH.EXCHANGE $code app1 $CB $VERIFIER ISSUE $at 600 \
+               FIELDS 2 note GRANT other:{g1}:x y",
     },
-    KeywordInFields {
-        case: Case {
-            name: "exchange, REFRESH and GRANT in FIELDS",
-            roles: &[("code", RW), ("at", W)],
-            setup: &[SAVE_CODE],
-            args: "OAUTH.EXCHANGE $code app1 $CB $VERIFIER ISSUE $at 600 \
-                   FIELDS 4 n1 REFRESH other:{g1}:x 3600 n2 GRANT other:{g1}:y z",
-        },
-        record: "at",
-        field: "n1",
-        keyword: "REFRESH",
+    Case {
+        name: "exchange, REFRESH and GRANT in FIELDS",
+        roles: &[("code", RW), ("at", W)],
+        setup: &[SAVE_CODE],
+        args: "OAUTH.EXCHANGE $code app1 $CB $VERIFIER ISSUE $at 600 \
+               FIELDS 4 n1 REFRESH other:{g1}:x 3600 n2 GRANT other:{g1}:y z",
     },
-    KeywordInFields {
-        case: Case {
-            name: "exchange, ISSUE in FIELDS",
-            roles: &[("code", RW), ("rt", W), ("grant", W)],
-            setup: &[SAVE_CODE],
-            args: "OAUTH.EXCHANGE $code app1 $CB $VERIFIER REFRESH $rt 3600 GRANT $grant \
-                   FIELDS 2 note ISSUE other:{g1}:x 600",
-        },
-        record: "rt",
-        field: "note",
-        keyword: "ISSUE",
+    Case {
+        name: "exchange, ISSUE in FIELDS",
+        roles: &[("code", RW), ("rt", W), ("grant", W)],
+        setup: &[SAVE_CODE],
+        args: "OAUTH.EXCHANGE $code app1 $CB $VERIFIER REFRESH $rt 3600 GRANT $grant \
+               FIELDS 2 note ISSUE other:{g1}:x 600",
     },
-    KeywordInFields {
-        case: Case {
-            name: "savetoken, GRANT in FIELDS",
-            roles: &[("tok", W)],
-            setup: &[],
-            args: "OAUTH.SAVETOKEN $tok 600 FIELDS 2 note GRANT other:{g1}:x y",
-        },
-        record: "tok",
-        field: "note",
-        keyword: "GRANT",
+    Case {
+        name: "savetoken, GRANT in FIELDS",
+        roles: &[("tok", W)],
+        setup: &[],
+        args: "OAUTH.SAVETOKEN $tok 600 FIELDS 2 note GRANT other:{g1}:x y",
     },
-    KeywordInFields {
-        case: Case {
-            name: "rotate, ISSUE and CUTOFF in FIELDS",
-            roles: &[("old", RW), ("new", W)],
-            setup: MAKE_REFRESH,
-            args: "OAUTH.ROTATE $old $new 3600 \
-                   FIELDS 4 note ISSUE other:{g1}:x 600 m CUTOFF 1 other:{g1}:y",
-        },
-        record: "new",
-        field: "m",
-        keyword: "CUTOFF",
+    Case {
+        name: "rotate, ISSUE and CUTOFF in FIELDS",
+        roles: &[("old", RW), ("new", W)],
+        setup: MAKE_REFRESH,
+        args: "OAUTH.ROTATE $old $new 3600 \
+               FIELDS 4 note ISSUE other:{g1}:x 600 m CUTOFF 1 other:{g1}:y",
     },
 ];
 
@@ -1253,76 +1187,91 @@ fn keys_and_needs(c: &mut Connection, args: &[String]) -> Vec<(String, Option<Ne
 }
 
 #[test]
-fn a_field_value_equal_to_a_keyword_is_not_a_key() {
-    // The keys after ISSUE, REFRESH, GRANT and CUTOFF are found by the module,
-    // whose keyword search stops at FIELDS: a field value equal to a keyword
-    // (and the argument after it) is data, for the ACL, COMMAND GETKEYS and
-    // the command alike.
+fn an_argument_spelled_like_a_keyword_is_refused_and_reported() {
+    // Redis (and every cluster client reading COMMAND INFO) takes the argument
+    // after the first ISSUE, REFRESH, GRANT or CUTOFF for a key. The module
+    // refuses any other argument spelled like one of those keywords, so the
+    // keys it is asked to touch are always the keys Redis checked. The
+    // argument after the stray keyword is reported as a key all the same: a
+    // user whose patterns do not cover it is refused by the ACL first.
     let s = Server::start();
     let mut admin = s.conn();
     let mut gw = doc_user(&s, &mut admin, "oauth-gateway");
     for t in KEYWORDS_IN_FIELDS {
-        let name = t.case.name;
-        let args = t.case.prepare(&mut admin, &PLAIN);
-        let expected: Vec<(String, Option<Need>)> = t
-            .case
-            .roles
-            .iter()
-            .map(|(role, need)| (PLAIN.k(role), Some(*need)))
+        let name = t.name;
+        let args = t.prepare(&mut admin, &PLAIN);
+        let reported: Vec<String> = keys_and_needs(&mut admin, &args)
+            .into_iter()
+            .map(|(k, _)| k)
             .collect();
-        assert_eq!(keys_and_needs(&mut admin, &args), expected, "{name}");
-        let mut q = w("COMMAND GETKEYS");
-        q.extend(args.clone());
-        let keys: Vec<String> = expected.iter().map(|k| k.0.clone()).collect();
-        assert_eq!(strings(&succeeds(&mut admin, &q)), keys, "{name}");
-
-        // The gateway (~oauth:*) is not refused for other:{g1}:x, the command
-        // runs, and the keyword is stored as the field's value.
-        ok(&mut admin, &["ACL", "LOG", "RESET"]);
-        succeeds(&mut gw, &args);
-        assert!(
-            items(&go(&mut admin, "ACL LOG")).is_empty(),
-            "{name}: no ACL denial"
-        );
-        for outside in ["other:{g1}:x", "other:{g1}:y"] {
-            assert!(!exists(&mut admin, outside), "{name}: {outside}");
+        for (role, _) in t.roles {
+            assert!(reported.contains(&PLAIN.k(role)), "{name}: {reported:?}");
         }
-        let record = hgetall(&mut admin, &PLAIN.k(t.record));
-        let value = |f: &str| record.iter().find(|p| p.0 == f).map(|p| p.1.as_str());
-        assert_eq!(value(t.field), Some(t.keyword), "{name}: {record:?}");
-        // The would-be key is a field name.
-        assert!(value("other:{g1}:x").is_some(), "{name}: {record:?}");
+        assert!(
+            reported.contains(&"other:{g1}:x".to_string()),
+            "{name}: {reported:?}"
+        );
+        let before = snapshot(&mut admin);
+        let e = err(&mut admin, &refs(&args));
+        assert!(
+            e.starts_with("INVALID_REQUEST") && e.contains("may appear only as the"),
+            "{name}: {e}"
+        );
+        assert_eq!(
+            snapshot(&mut admin),
+            before,
+            "{name}: refused, nothing written"
+        );
+        denied_key(&mut admin, &mut gw, &args, "other:{g1}:x");
     }
+}
 
-    // The option itself, before FIELDS, is still found, and a key after it
-    // outside the patterns still refused.
-    let real = Case {
-        name: "exchange, GRANT and GRANT in FIELDS",
-        roles: &[("code", RW), ("at", W), ("grant", W)],
-        setup: &[SAVE_CODE],
-        args: "OAUTH.EXCHANGE $code app1 $CB $VERIFIER ISSUE $at 600 GRANT $grant \
-               FIELDS 2 note GRANT other:{g1}:x y",
-    };
-    let args = real.prepare(&mut admin, &PLAIN);
-    let expected: Vec<(String, Option<Need>)> = real
-        .roles
-        .iter()
-        .map(|(role, need)| (PLAIN.k(role), Some(*need)))
-        .collect();
-    assert_eq!(keys_and_needs(&mut admin, &args), expected);
-    succeeds(&mut gw, &args);
-    assert!(!exists(&mut admin, "other:{g1}:x"));
-    assert_eq!(
-        text(&go(&mut admin, "SCARD oauth:{g1}:grant")),
-        "2",
-        "code tombstone and access token"
+#[test]
+fn keyword_named_keys_cannot_smuggle_a_key_past_the_acl() {
+    // The repros of the command-surface issue: a user allowed `~ISSUE` names
+    // its grant key ISSUE so that Redis's search stops there, while the
+    // handler (left to right) would take the next ISSUE's key.
+    let s = Server::start();
+    let mut admin = s.conn();
+    setuser(&mut admin, &w("ua reset on >pa ~oauth:{a}:* ~ISSUE +@all"));
+    let mut ua = login(&s, "ua", "pa");
+    go(
+        &mut admin,
+        &format!(
+            "OAUTH.SAVECODE oauth:{{a}}:code 600 FIELDS 4 client_id app1 redirect_uri {CB} \
+             code_challenge {CHALLENGE} code_challenge_method S256"
+        ),
     );
-    let outside = K {
-        outside: Some("grant"),
-        ..PLAIN
-    };
-    let args = real.prepare(&mut admin, &outside);
-    denied_key(&mut admin, &mut gw, &args, &outside.k("grant"));
+    let before = snapshot(&mut admin);
+    let smuggle = w(&format!(
+        "OAUTH.EXCHANGE oauth:{{a}}:code app1 {CB} {VERIFIER} GRANT ISSUE ISSUE oauth:{{b}}:victim 600"
+    ));
+    let e = err(&mut ua, &refs(&smuggle));
+    assert!(
+        e.starts_with("INVALID_REQUEST") && e.contains("ISSUE"),
+        "{e}"
+    );
+    assert_eq!(
+        snapshot(&mut admin),
+        before,
+        "nothing written, the code not consumed"
+    );
+    // A key named FIELDS does not hide the ISSUE after it: its key is checked.
+    let oracle = w(&format!(
+        "OAUTH.EXCHANGE oauth:{{a}}:code app1 {CB} {VERIFIER} GRANT FIELDS ISSUE oauth:{{b}}:x 600"
+    ));
+    denied_key(&mut admin, &mut ua, &oracle, "oauth:{b}:x");
+    let rotate = w("OAUTH.ROTATE r r2 600 CUTOFF 1 ISSUE ISSUE victim 600");
+    let mut q = w("COMMAND GETKEYS");
+    q.extend(rotate.clone());
+    let keys = strings(&succeeds(&mut admin, &q));
+    assert!(keys.contains(&"ISSUE".to_string()), "{keys:?}");
+    let e = err(&mut admin, &refs(&rotate));
+    assert!(
+        e.starts_with("INVALID_REQUEST") && e.contains("ISSUE"),
+        "{e}"
+    );
+    assert_eq!(snapshot(&mut admin), before);
 }
 
 #[test]

@@ -498,11 +498,8 @@ impl Gen {
                     a.push(r.key());
                 }
             }
-            "OAUTH.CONSUMESTATE"
-            | "OAUTH.REVOKEGRANT"
-            | "OAUTH.REVOKEBEFORE"
-            | "OAUTH.GETCLIENT"
-            | "OAUTH.DELETECLIENT" => a.push(r.key()),
+            "OAUTH.CONSUMESTATE" | "OAUTH.REVOKEGRANT" | "OAUTH.REVOKEBEFORE"
+            | "OAUTH.GETCLIENT" | "OAUTH.DELETECLIENT" => a.push(r.key()),
             "OAUTH.RATELIMIT" => {
                 a.push(r.key());
                 a.push(r.num());

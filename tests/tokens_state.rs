@@ -149,7 +149,7 @@ fn savetoken_errors_change_nothing() {
         ),
         (
             vec!["OAUTH.SAVETOKEN", "t", "60", "NOFIELDS", "0"],
-            "INVALID_REQUEST expected FIELDS numfields field value ...",
+            "INVALID_REQUEST unknown option; expected GRANT or FIELDS",
         ),
         (vec!["OAUTH.SAVETOKEN", "tok:1", "60", "FIELDS", "0"], EXISTS),
         (vec!["OAUTH.SAVETOKEN", "str", "60", "FIELDS", "0"], EXISTS),

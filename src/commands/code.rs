@@ -10,13 +10,12 @@ use smallvec::SmallVec;
 
 use super::{arg, bytes, create_record, expiry_at};
 use crate::clock::now_ms;
+use crate::core::grammar::{self, Arg, Grammar, Opt, Shape};
 use crate::core::record::{
     self, after_failure, check_exchange, code_state, AttemptOutcome, CodeState, ExchangeRequest,
     GrantFailure, Kind, F_ATTEMPTS, F_CODE, F_GRANT,
 };
-use crate::core::validate::{
-    check_record_size, is_keyword, parse_fields, parse_ttl, Fields, Limits,
-};
+use crate::core::validate::{check_record_size, parse_fields, parse_ttl, Fields, Limits};
 use crate::core::{OAuthError, OResult};
 use crate::effects::{self, Effects};
 use crate::info::{self, Counter};
@@ -38,6 +37,33 @@ pub fn savecode(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     Ok(reply)
 }
 
+/// EXCHANGE's options, after `key client_id redirect_uri code_verifier`.
+pub static GRAMMAR: Grammar = Grammar {
+    from: 5,
+    options: &[
+        Opt {
+            word: "ISSUE",
+            shape: Shape::Args(&[Arg::Key, Arg::Value]),
+            needs: "token_key and token_ttl",
+        },
+        Opt {
+            word: "REFRESH",
+            shape: Shape::Args(&[Arg::Key, Arg::Value]),
+            needs: "refresh_key and refresh_ttl",
+        },
+        Opt {
+            word: "GRANT",
+            shape: Shape::Args(&[Arg::Key]),
+            needs: "grant_key",
+        },
+        Opt {
+            word: "FIELDS",
+            shape: Shape::Fields,
+            needs: "numfields field value ...",
+        },
+    ],
+};
+
 /// Options after the four fixed arguments of EXCHANGE, by argument index.
 #[derive(Default)]
 struct ExchangeOptions<'a> {
@@ -51,49 +77,24 @@ struct ExchangeOptions<'a> {
 }
 
 fn parse_exchange_options<'a>(a: &[&'a [u8]], limits: &Limits) -> OResult<ExchangeOptions<'a>> {
-    let mut opts = ExchangeOptions::default();
-    let mut i = 5;
-    let mut saw_fields = false;
-    let twice = |what: &str| OAuthError::invalid_request(format!("{what} is given twice"));
-    while let Some(word) = a.get(i) {
-        if is_keyword(word, "ISSUE") {
-            if opts.issue.is_some() {
-                return Err(twice("ISSUE"));
-            }
-            let ttl = a.get(i + 2).ok_or_else(|| {
-                OAuthError::invalid_request("ISSUE needs token_key and token_ttl")
-            })?;
-            opts.issue = Some((i + 1, parse_ttl(ttl, limits.token_max_ttl)?));
-            i += 3;
-        } else if is_keyword(word, "REFRESH") {
-            if opts.refresh.is_some() {
-                return Err(twice("REFRESH"));
-            }
-            let ttl = a.get(i + 2).ok_or_else(|| {
-                OAuthError::invalid_request("REFRESH needs refresh_key and refresh_ttl")
-            })?;
-            opts.refresh = Some((i + 1, parse_ttl(ttl, limits.refresh_max_ttl)?));
-            i += 3;
-        } else if is_keyword(word, "GRANT") {
-            if opts.grant.is_some() {
-                return Err(twice("GRANT"));
-            }
-            if a.get(i + 1).is_none() {
-                return Err(OAuthError::invalid_request("GRANT needs grant_key"));
-            }
-            opts.grant = Some(i + 1);
-            i += 2;
-        } else if is_keyword(word, "FIELDS") {
-            opts.fields = parse_fields(a.get(i..).unwrap_or_default(), limits)?;
-            saw_fields = true;
-            break;
-        } else {
-            return Err(OAuthError::invalid_request(
-                "unknown option; expected ISSUE, REFRESH, GRANT or FIELDS",
-            ));
+    let g = &GRAMMAR;
+    let p = grammar::parse(g, a)?;
+    let ttl_of = |word: &str, max: i64| -> OResult<Option<(usize, i64)>> {
+        match (p.keyword_at(g, word), p.args(g, word, a)) {
+            (Some(at), Some([_, ttl])) => Ok(Some((at + 1, parse_ttl(ttl, max)?))),
+            _ => Ok(None),
         }
-    }
-    if saw_fields && opts.issue.is_none() && opts.refresh.is_none() {
+    };
+    let opts = ExchangeOptions {
+        issue: ttl_of("ISSUE", limits.token_max_ttl)?,
+        refresh: ttl_of("REFRESH", limits.refresh_max_ttl)?,
+        grant: p.keyword_at(g, "GRANT").map(|at| at + 1),
+        fields: match p.args(g, "FIELDS", a) {
+            Some(f) => parse_fields(f, limits)?,
+            None => Fields::default(),
+        },
+    };
+    if p.keyword_at(g, "FIELDS").is_some() && opts.issue.is_none() && opts.refresh.is_none() {
         return Err(OAuthError::invalid_request(
             "FIELDS needs ISSUE or REFRESH: they are the issued tokens' fields",
         ));

@@ -12,6 +12,7 @@ use std::ptr;
 use redis_module::{raw, Context, RedisString};
 use smallvec::SmallVec;
 
+use crate::core::grammar::{self, Grammar};
 use crate::core::record::{self, Kind};
 use crate::core::validate::Pair;
 use crate::core::{OAuthError, OResult};
@@ -78,6 +79,9 @@ pub struct CmdSpec {
     pub syntax: &'static str,
     pub summary: &'static str,
     pub complexity: &'static str,
+    /// The options' grammar, for a command whose keys follow keywords: the
+    /// one parser that locates them for the handler and the key report.
+    pub grammar: Option<&'static Grammar>,
 }
 
 const RO: u32 = raw::REDISMODULE_CMD_KEY_RO;
@@ -122,6 +126,7 @@ pub static SPECS: &[CmdSpec] = &[
         syntax: "OAUTH.SAVECODE key ttl FIELDS numfields field value [field value ...]",
         summary: "Stores an authorization code with its PKCE challenge and expiry in one step.",
         complexity: "O(N) where N is the number of fields.",
+        grammar: None,
     },
     CmdSpec {
         name: "oauth.exchange",
@@ -137,6 +142,7 @@ pub static SPECS: &[CmdSpec] = &[
         syntax: "OAUTH.EXCHANGE key client_id redirect_uri code_verifier [ISSUE token_key token_ttl] [REFRESH refresh_key refresh_ttl] [GRANT grant_key] [FIELDS numfields field value [field value ...]]",
         summary: "Redeems an authorization code exactly once, verifying client, redirect URI and PKCE.",
         complexity: "O(N) where N is the number of fields of the code.",
+        grammar: Some(&code::GRAMMAR),
     },
     CmdSpec {
         name: "oauth.savetoken",
@@ -150,6 +156,7 @@ pub static SPECS: &[CmdSpec] = &[
         syntax: "OAUTH.SAVETOKEN key ttl [GRANT grant_key] FIELDS numfields field value [field value ...]",
         summary: "Stores token metadata with its expiry in one step.",
         complexity: "O(N) where N is the number of fields.",
+        grammar: Some(&token::SAVETOKEN_GRAMMAR),
     },
     CmdSpec {
         name: "oauth.introspect",
@@ -163,6 +170,7 @@ pub static SPECS: &[CmdSpec] = &[
         syntax: "OAUTH.INTROSPECT key [CUTOFF numkeys cutoff_key [cutoff_key ...]]",
         summary: "Answers an RFC 7662 introspection map for a token record.",
         complexity: "O(N) where N is the number of fields of the token.",
+        grammar: Some(&token::INTROSPECT_GRAMMAR),
     },
     CmdSpec {
         name: "oauth.revoke",
@@ -173,6 +181,7 @@ pub static SPECS: &[CmdSpec] = &[
         syntax: "OAUTH.REVOKE key [key ...]",
         summary: "Removes access/refresh-token records (a refresh token takes its grant's access tokens along); unknown keys are not an error (RFC 7009).",
         complexity: "O(N) where N is the number of keys.",
+        grammar: None,
     },
     CmdSpec {
         name: "oauth.savestate",
@@ -183,6 +192,7 @@ pub static SPECS: &[CmdSpec] = &[
         syntax: "OAUTH.SAVESTATE key ttl FIELDS numfields field value [field value ...]",
         summary: "Stores a single-use CSRF state or nonce with its expiry.",
         complexity: "O(N) where N is the number of fields.",
+        grammar: None,
     },
     CmdSpec {
         name: "oauth.consumestate",
@@ -193,6 +203,7 @@ pub static SPECS: &[CmdSpec] = &[
         syntax: "OAUTH.CONSUMESTATE key",
         summary: "Returns a state record's fields and deletes it in one step.",
         complexity: "O(N) where N is the number of fields.",
+        grammar: None,
     },
     CmdSpec {
         name: "oauth.ratelimit",
@@ -203,6 +214,7 @@ pub static SPECS: &[CmdSpec] = &[
         syntax: "OAUTH.RATELIMIT key limit window [COST n] [SLIDING]",
         summary: "Counts a request against a fixed or sliding window; counter and expiry set in one step.",
         complexity: "O(1)",
+        grammar: None,
     },
     CmdSpec {
         name: "oauth.help",
@@ -213,6 +225,7 @@ pub static SPECS: &[CmdSpec] = &[
         syntax: "OAUTH.HELP",
         summary: "Lists the module's commands.",
         complexity: "O(1)",
+        grammar: None,
     },
     CmdSpec {
         name: "oauth.rotate",
@@ -228,6 +241,7 @@ pub static SPECS: &[CmdSpec] = &[
         syntax: "OAUTH.ROTATE old_key new_key refresh_ttl [ISSUE token_key token_ttl] [GRACE seconds] [CUTOFF numkeys cutoff_key ...] [FIELDS numfields field value ...]",
         summary: "Rotates a refresh token once; a reused token revokes its grant, except for bounded retries within GRACE.",
         complexity: "O(N) where N is the number of fields, plus the grant's size on reuse.",
+        grammar: Some(&refresh::GRAMMAR),
     },
     CmdSpec {
         name: "oauth.revokegrant",
@@ -238,6 +252,7 @@ pub static SPECS: &[CmdSpec] = &[
         syntax: "OAUTH.REVOKEGRANT grant_key",
         summary: "Deletes every code tombstone, access and refresh token of a grant, and the grant index.",
         complexity: "O(N) where N is the number of members.",
+        grammar: None,
     },
     CmdSpec {
         name: "oauth.revokebefore",
@@ -248,6 +263,7 @@ pub static SPECS: &[CmdSpec] = &[
         syntax: "OAUTH.REVOKEBEFORE cutoff_key",
         summary: "O(1) revocation of every token created until now that is checked against this cutoff key (per subject or client).",
         complexity: "O(1)",
+        grammar: None,
     },
     CmdSpec {
         name: "oauth.saveclient",
@@ -258,6 +274,7 @@ pub static SPECS: &[CmdSpec] = &[
         syntax: "OAUTH.SAVECLIENT key [TTL seconds] FIELDS numfields field value [field value ...]",
         summary: "Creates or replaces a client registration; a client_secret is stored only as its SHA-256.",
         complexity: "O(N) where N is the number of fields.",
+        grammar: None,
     },
     CmdSpec {
         name: "oauth.verifyclient",
@@ -268,6 +285,7 @@ pub static SPECS: &[CmdSpec] = &[
         syntax: "OAUTH.VERIFYCLIENT key secret",
         summary: "Checks a client secret in constant time: 1 or 0.",
         complexity: "O(N) where N is the number of fields.",
+        grammar: None,
     },
     CmdSpec {
         name: "oauth.getclient",
@@ -278,6 +296,7 @@ pub static SPECS: &[CmdSpec] = &[
         syntax: "OAUTH.GETCLIENT key",
         summary: "Returns a client registration without secret material.",
         complexity: "O(N) where N is the number of fields.",
+        grammar: None,
     },
     CmdSpec {
         name: "oauth.deleteclient",
@@ -288,6 +307,7 @@ pub static SPECS: &[CmdSpec] = &[
         syntax: "OAUTH.DELETECLIENT key",
         summary: "Removes a client registration: 1 if removed, 0 if absent.",
         complexity: "O(N) where N is the number of fields.",
+        grammar: None,
     },
     CmdSpec {
         name: "oauth.throttle",
@@ -298,6 +318,7 @@ pub static SPECS: &[CmdSpec] = &[
         syntax: "OAUTH.THROTTLE key max_burst count period [COST n]",
         summary: "GCRA rate limit with the CL.THROTTLE reply; only allowed requests write.",
         complexity: "O(1)",
+        grammar: None,
     },
     CmdSpec {
         name: "oauth.ratelimitall",
@@ -313,6 +334,7 @@ pub static SPECS: &[CmdSpec] = &[
         syntax: "OAUTH.RATELIMITALL numkeys key [key ...] limit window [limit window ...] [COST n] [SLIDING]",
         summary: "Checks several window limits at once; counts the request against all only if all allow it.",
         complexity: "O(N) where N is the number of limits.",
+        grammar: None,
     },
 ];
 
@@ -417,8 +439,8 @@ impl BorrowedArgs {
 /// Answers a keys-position request (commands flagged `getkeys-api`). Redis
 /// 7.0 routes Cluster requests and checks CROSSSLOT with the legacy
 /// first/last/step range, which cannot describe keys after a keyword or a
-/// count; such commands report their keys here, found by the same key specs
-/// that COMMAND INFO shows.
+/// count; such commands report their keys here: with the command's own option
+/// parser ([`located_keys`]), the one its handler uses.
 fn report_key_positions(ctx: &Context, args: &[RedisString]) {
     let a = bytes(args);
     let Some(name) = a.first() else { return };
@@ -428,7 +450,7 @@ fn report_key_positions(ctx: &Context, args: &[RedisString]) {
     else {
         return;
     };
-    for (pos, flags) in key_positions(spec.keys, &a) {
+    for (pos, flags) in located_keys(spec, &a) {
         let (Ok(p), Ok(f)) = (i32::try_from(pos), c_int::try_from(flags)) else {
             continue;
         };
@@ -441,23 +463,42 @@ fn report_key_positions(ctx: &Context, args: &[RedisString]) {
     }
 }
 
-/// The keys described by `keys` in `a`, each with its spec's flags (what the
-/// command does to it, which ACL `%R~`/`%W~` checks read). A keyword is
-/// searched from its start position up to a `FIELDS` keyword (always last, so
-/// field names and values are never taken for options).
-pub fn key_positions(keys: &[KeyDef], a: &[&[u8]]) -> Vec<(usize, u32)> {
+/// The keys of one call of `spec`, each with its spec's flags (what the
+/// command does to it, which ACL `%R~`/`%W~` checks read): the keyword specs
+/// are resolved by the command's option parser, the one its handler uses.
+/// When that parser refuses the arguments (the handler then refuses them
+/// too, before touching any key), Redis's own evaluation of the key specs.
+pub fn located_keys(spec: &CmdSpec, a: &[&[u8]]) -> Vec<(usize, u32)> {
+    if let Some(g) = spec.grammar {
+        if let Ok(parsed) = grammar::parse(g, a) {
+            return key_positions(spec.keys, a, |word, _| {
+                parsed.keyword_at(g, word).map(|at| at + 1)
+            });
+        }
+    }
+    redis_key_positions(spec.keys, a)
+}
+
+/// The keys Redis itself finds in `a` with the key specs `keys`: a keyword is
+/// searched from its start position to the end of the command.
+pub fn redis_key_positions(keys: &[KeyDef], a: &[&[u8]]) -> Vec<(usize, u32)> {
+    key_positions(keys, a, |word, from| {
+        grammar::redis_keyword_search(a, word, usize::try_from(from).ok()?)
+    })
+}
+
+/// The keys described by `keys` in `a`, a keyword spec beginning where
+/// `keyword(word, startfrom)` says its keys begin.
+fn key_positions(
+    keys: &[KeyDef],
+    a: &[&[u8]],
+    keyword: impl Fn(&str, i32) -> Option<usize>,
+) -> Vec<(usize, u32)> {
     let mut out: Vec<(usize, u32)> = Vec::new();
     for k in keys {
         let start = match k.begin {
             Begin::Index(p) => usize::try_from(p).ok(),
-            Begin::Keyword(word, from) => usize::try_from(from).ok().and_then(|from| {
-                a.iter()
-                    .enumerate()
-                    .skip(from)
-                    .take_while(|(_, w)| !w.eq_ignore_ascii_case(b"FIELDS"))
-                    .find(|(_, w)| w.eq_ignore_ascii_case(word.as_bytes()))
-                    .map(|(i, _)| i + 1)
-            }),
+            Begin::Keyword(word, from) => keyword(word, from),
         };
         let Some(start) = start else { continue };
         match k.find {
@@ -573,14 +614,6 @@ unsafe fn set_info(cmd: *mut raw::RedisModuleCommand, spec: &CmdSpec) -> Result<
         let mut ks: raw::RedisModuleCommandKeySpec = std::mem::zeroed();
         ks.notes = cstr(k.notes)?;
         ks.flags = u64::from(k.flags);
-        if matches!(k.begin, Begin::Keyword(..)) {
-            // Redis searches a keyword to the end of the command, into the
-            // FIELDS list, where a field named like the keyword would be taken
-            // for a key. INCOMPLETE makes ACL checks, COMMAND GETKEYS and
-            // Cluster routing ask the module instead (getkeys-api), whose
-            // search stops at FIELDS.
-            ks.flags |= u64::from(raw::REDISMODULE_CMD_KEY_INCOMPLETE);
-        }
         match k.begin {
             Begin::Index(pos) => {
                 ks.begin_search_type =
@@ -716,4 +749,190 @@ pub fn record_strings(kind: Kind, now_ms: i64, args: &[RedisString], n: usize) -
     }
     out.extend(pairs.iter().map(share));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Words the generated arguments are drawn from: every option keyword in
+    /// both cases, key-like names, numbers.
+    const WORDS: &[&str] = &[
+        "ISSUE",
+        "issue",
+        "REFRESH",
+        "Refresh",
+        "GRANT",
+        "grant",
+        "CUTOFF",
+        "cutoff",
+        "GRACE",
+        "FIELDS",
+        "fields",
+        "k1",
+        "{a}:x",
+        "{b}:victim",
+        "1",
+        "2",
+        "600",
+        "0",
+        "note",
+    ];
+
+    fn spec(name: &str) -> &'static CmdSpec {
+        SPECS.iter().find(|s| s.name == name).expect("spec")
+    }
+
+    /// The arguments of one call: the command name, `fixed` fixed arguments,
+    /// then words that mostly form the command's options.
+    fn call(name: &'static str, fixed: usize) -> impl Strategy<Value = Vec<String>> {
+        let word = prop::sample::select(WORDS).prop_map(str::to_string);
+        let opt = prop_oneof![
+            (
+                prop::sample::select(&["ISSUE", "REFRESH", "issue"][..]),
+                word.clone()
+            )
+                .prop_map(|(w, k)| vec![w.to_string(), k, "600".to_string()]),
+            word.clone().prop_map(|k| vec!["GRANT".to_string(), k]),
+            Just(vec!["GRACE".to_string(), "5".to_string()]),
+            prop::collection::vec(word.clone(), 1..3).prop_map(|keys| {
+                let mut v = vec!["CUTOFF".to_string(), keys.len().to_string()];
+                v.extend(keys);
+                v
+            }),
+            prop::collection::vec(word.clone(), 1..3).prop_map(|w| w),
+        ];
+        let fields = prop::option::of(prop::collection::vec((word.clone(), word.clone()), 0..3));
+        (
+            prop::collection::vec(word.clone(), fixed),
+            prop::collection::vec(opt, 0..4),
+            fields,
+        )
+            .prop_map(move |(fixed, opts, fields)| {
+                let mut a = vec![name.to_string()];
+                a.extend(fixed);
+                a.extend(opts.into_iter().flatten());
+                if let Some(f) = fields {
+                    a.push("FIELDS".to_string());
+                    a.push(f.len().to_string());
+                    a.extend(f.into_iter().flat_map(|(n, v)| [n, v]));
+                }
+                a
+            })
+    }
+
+    fn check(name: &str, a: &[String]) -> Result<bool, TestCaseError> {
+        let s = spec(name);
+        let g = s.grammar.expect("grammar");
+        let a: Vec<&[u8]> = a.iter().map(String::as_bytes).collect();
+        let Ok(parsed) = grammar::parse(g, &a) else {
+            return Ok(false);
+        };
+        // What the handler uses: the fixed keys and the keys its options name.
+        let mut handler: Vec<usize> = s
+            .keys
+            .iter()
+            .filter_map(|k| match k.begin {
+                Begin::Index(p) => usize::try_from(p).ok(),
+                Begin::Keyword(..) => None,
+            })
+            .collect();
+        handler.extend(parsed.keys(g, &a));
+        handler.sort_unstable();
+        let mut reported: Vec<usize> = located_keys(s, &a).iter().map(|(i, _)| *i).collect();
+        reported.sort_unstable();
+        let redis = redis_key_positions(s.keys, &a);
+        prop_assert_eq!(&handler, &reported, "handler vs key report: {:?}", a);
+        prop_assert_eq!(
+            located_keys(s, &a),
+            redis,
+            "key report vs Redis's key specs: {:?}",
+            a
+        );
+        Ok(true)
+    }
+
+    /// For every argument list the option parser accepts, the keys the
+    /// handler uses, the keys the module reports (COMMAND GETKEYS, ACL,
+    /// Cluster on 7.0) and the keys Redis finds from the key specs alone
+    /// (ACL and cluster clients that read COMMAND INFO) are the same.
+    /// Random calls of every command with keyword-located keys; a good share
+    /// of them must be accepted for the comparison to mean something.
+    #[test]
+    fn reported_keys_are_the_keys_the_handler_uses() {
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        for (name, fixed) in [
+            ("oauth.exchange", 4),
+            ("oauth.rotate", 3),
+            ("oauth.savetoken", 2),
+            ("oauth.introspect", 1),
+        ] {
+            let strategy = call(name, fixed);
+            let mut accepted = 0;
+            for _ in 0..4000 {
+                let a = strategy.new_tree(&mut runner).expect("tree").current();
+                if check(name, &a).expect("consistent") {
+                    accepted += 1;
+                }
+            }
+            assert!(
+                accepted > 400,
+                "{name}: only {accepted} of 4000 calls accepted"
+            );
+        }
+    }
+
+    /// The generator reaches accepted calls with keys after keywords, and the
+    /// issue's repros are refused.
+    #[test]
+    fn accepted_and_refused_examples() {
+        let ok = |name: &str, s: &str| {
+            let a: Vec<String> = s.split(' ').map(str::to_string).collect();
+            check(name, &a).expect("consistent")
+        };
+        assert!(ok(
+            "oauth.exchange",
+            "oauth.exchange c a u v GRANT g ISSUE t 600 FIELDS 1 x y"
+        ));
+        assert!(ok(
+            "oauth.rotate",
+            "oauth.rotate r r2 600 CUTOFF 2 c1 c2 ISSUE t 60"
+        ));
+        assert!(ok("oauth.introspect", "oauth.introspect t CUTOFF 1 c"));
+        assert!(ok(
+            "oauth.savetoken",
+            "oauth.savetoken t 60 GRANT g FIELDS 0"
+        ));
+        // A key named FIELDS is still a key; the ISSUE after it is the option,
+        // and its key is reported (ACL refuses it when outside the patterns).
+        assert!(ok("oauth.exchange", "oauth.exchange oauth:{a}:code app1 https://app/cb v GRANT FIELDS ISSUE oauth:{b}:x 600"));
+        for (name, s) in [
+            ("oauth.exchange", "oauth.exchange oauth:{a}:code app1 https://app/cb v GRANT ISSUE ISSUE oauth:{b}:victim 600"),
+            ("oauth.rotate", "oauth.rotate r r2 600 CUTOFF 1 ISSUE ISSUE victim 600"),
+            ("oauth.savetoken", "oauth.savetoken t 60 FIELDS 2 kind grant x y"),
+        ] {
+            assert!(!ok(name, s), "{s}");
+        }
+    }
+
+    /// Each keyword key spec starts searching where the grammar's options start.
+    #[test]
+    fn keyword_specs_start_at_the_options() {
+        for s in SPECS {
+            for k in s.keys {
+                if let Begin::Keyword(word, from) = k.begin {
+                    let g = s.grammar.expect("a keyword spec needs a grammar");
+                    assert_eq!(
+                        usize::try_from(from).ok(),
+                        Some(g.from),
+                        "{} {word}",
+                        s.name
+                    );
+                    assert!(g.options.iter().any(|o| o.word == word && o.locates_keys()));
+                }
+            }
+        }
+    }
 }

@@ -11,19 +11,50 @@ use redis_module::{Context, RedisString};
 
 use super::{arg, bytes, expiry_at};
 use crate::clock::now_ms;
+use crate::core::grammar::{self, Arg, Grammar, Opt, Shape};
 use crate::core::record::{self, Kind, Record, F_CREATED, F_GRANT, F_KIND};
 use crate::core::token::{
     decide_rotation, is_cut_off, rotated_marks, successor_fields, RotateDecision, F_GRACE_LEFT,
     F_PREVIOUS,
 };
 use crate::core::validate::{
-    check_record_size, is_keyword, parse_bounded, parse_fields, parse_ttl, Fields, Limits,
+    check_record_size, parse_bounded, parse_fields, parse_ttl, Fields, Limits,
 };
 use crate::core::{ErrorCode, OAuthError, OResult};
 use crate::effects::Effects;
 use crate::info::{self, Counter};
 use crate::keys::{load_cutoffs, load_record, require_absent, Key};
 use crate::reply::{Reply, Value};
+
+/// A `CUTOFF numkeys cutoff_key ...` option (ROTATE, INTROSPECT).
+pub const CUTOFF: Opt = Opt {
+    word: "CUTOFF",
+    shape: Shape::KeyList,
+    needs: "numkeys and cutoff keys",
+};
+
+/// ROTATE's options, after `old_key new_key refresh_ttl`.
+pub static GRAMMAR: Grammar = Grammar {
+    from: 4,
+    options: &[
+        Opt {
+            word: "ISSUE",
+            shape: Shape::Args(&[Arg::Key, Arg::Value]),
+            needs: "token_key and token_ttl",
+        },
+        Opt {
+            word: "GRACE",
+            shape: Shape::Args(&[Arg::Value]),
+            needs: "seconds",
+        },
+        CUTOFF,
+        Opt {
+            word: "FIELDS",
+            shape: Shape::Fields,
+            needs: "numfields field value ...",
+        },
+    ],
+};
 
 #[derive(Default)]
 struct RotateOptions<'a> {
@@ -33,47 +64,32 @@ struct RotateOptions<'a> {
     fields: Fields<'a>,
 }
 
-/// Parses `[CUTOFF numkeys key ...]` starting at the keyword; returns the key
-/// indexes and the index after them.
-pub fn parse_cutoff_list(a: &[&[u8]], at: usize) -> OResult<(Vec<usize>, usize)> {
-    let n = parse_bounded(arg(a, at + 1)?, "CUTOFF numkeys", 1, 64)? as usize;
-    if a.len() < at + 2 + n {
-        return Err(OAuthError::invalid_request(
-            "CUTOFF numkeys is larger than the keys that follow",
-        ));
+/// The indexes of the `CUTOFF` keys `g` finds in `a`.
+pub fn cutoff_keys(g: &Grammar, p: &grammar::Parsed, a: &[&[u8]]) -> Vec<usize> {
+    match (p.keyword_at(g, "CUTOFF"), p.args(g, "CUTOFF", a)) {
+        (Some(at), Some(keys)) => (at + 2..at + 2 + keys.len()).collect(),
+        _ => Vec::new(),
     }
-    Ok(((at + 2..at + 2 + n).collect(), at + 2 + n))
 }
 
 fn parse_options<'a>(a: &[&'a [u8]], limits: &Limits) -> OResult<RotateOptions<'a>> {
-    let mut o = RotateOptions::default();
-    let (mut seen_issue, mut seen_grace, mut seen_cutoff) = (false, false, false);
-    let mut i = 4;
-    while let Some(word) = a.get(i) {
-        if is_keyword(word, "ISSUE") && !seen_issue {
-            seen_issue = true;
-            arg(a, i + 1)?;
-            o.issue = Some((i + 1, parse_ttl(arg(a, i + 2)?, limits.token_max_ttl)?));
-            i += 3;
-        } else if is_keyword(word, "GRACE") && !seen_grace {
-            seen_grace = true;
-            o.grace_s = parse_bounded(arg(a, i + 1)?, "GRACE", 0, limits.refresh_grace_max)?;
-            i += 2;
-        } else if is_keyword(word, "CUTOFF") && !seen_cutoff {
-            seen_cutoff = true;
-            let (keys, next) = parse_cutoff_list(a, i)?;
-            o.cutoffs = keys;
-            i = next;
-        } else if is_keyword(word, "FIELDS") {
-            o.fields = parse_fields(a.get(i..).unwrap_or_default(), limits)?;
-            break;
-        } else {
-            return Err(OAuthError::invalid_request(
-                "unknown or repeated option; expected ISSUE, GRACE, CUTOFF or FIELDS",
-            ));
-        }
-    }
-    Ok(o)
+    let g = &GRAMMAR;
+    let p = grammar::parse(g, a)?;
+    Ok(RotateOptions {
+        issue: match (p.keyword_at(g, "ISSUE"), p.args(g, "ISSUE", a)) {
+            (Some(at), Some([_, ttl])) => Some((at + 1, parse_ttl(ttl, limits.token_max_ttl)?)),
+            _ => None,
+        },
+        grace_s: match p.args(g, "GRACE", a) {
+            Some([s]) => parse_bounded(s, "GRACE", 0, limits.refresh_grace_max)?,
+            _ => 0,
+        },
+        cutoffs: cutoff_keys(g, &p, a),
+        fields: match p.args(g, "FIELDS", a) {
+            Some(f) => parse_fields(f, limits)?,
+            None => Fields::default(),
+        },
+    })
 }
 
 /// The reply: the successor's caller fields, then `_refresh_key`,

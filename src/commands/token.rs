@@ -4,12 +4,13 @@
 
 use redis_module::{Context, RedisString};
 
-use super::refresh::parse_cutoff_list;
+use super::refresh::{cutoff_keys, CUTOFF};
 use super::{arg, bytes, expiry_at, record_strings};
 use crate::clock::now_ms;
+use crate::core::grammar::{self, Arg, Grammar, Opt, Shape};
 use crate::core::record::{self, is_reserved_field, Kind, Record, F_CREATED, F_GRANT};
 use crate::core::token::is_cut_off;
-use crate::core::validate::{is_keyword, parse_fields, parse_ttl, Limits};
+use crate::core::validate::{parse_fields, parse_ttl, Limits};
 use crate::core::{OAuthError, OResult};
 use crate::effects::Effects;
 use crate::info::{self, Counter};
@@ -17,6 +18,29 @@ use crate::keys::{
     load_cutoffs, new_string, require_absent, share, wrong_redis_type, Key, KeyKind,
 };
 use crate::reply::{RecordMap, Reply, Value};
+
+/// SAVETOKEN's options, after `key ttl`.
+pub static SAVETOKEN_GRAMMAR: Grammar = Grammar {
+    from: 3,
+    options: &[
+        Opt {
+            word: "GRANT",
+            shape: Shape::Args(&[Arg::Key]),
+            needs: "grant_key",
+        },
+        Opt {
+            word: "FIELDS",
+            shape: Shape::Fields,
+            needs: "numfields field value ...",
+        },
+    ],
+};
+
+/// INTROSPECT's options, after `key`.
+pub static INTROSPECT_GRAMMAR: Grammar = Grammar {
+    from: 2,
+    options: &[CUTOFF],
+};
 
 /// `OAUTH.SAVETOKEN key ttl [GRANT grant_key] FIELDS numfields field value [field value ...]`
 pub fn savetoken(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
@@ -26,20 +50,23 @@ pub fn savetoken(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         .get(1)
         .ok_or_else(|| OAuthError::invalid_request("key is required"))?;
     let ttl = parse_ttl(arg(&a, 2)?, limits.token_max_ttl)?;
-    let (grant, from) = if a.get(3).is_some_and(|w| is_keyword(w, "GRANT")) {
-        let g = args
-            .get(4)
-            .ok_or_else(|| OAuthError::invalid_request("GRANT needs grant_key"))?;
-        if g.as_slice() == key.as_slice() {
-            return Err(OAuthError::invalid_request(
-                "grant_key must differ from the token key",
-            ));
+    let g = &SAVETOKEN_GRAMMAR;
+    let p = grammar::parse(g, &a)?;
+    let grant = match p.keyword_at(g, "GRANT") {
+        Some(at) => {
+            let g = args
+                .get(at + 1)
+                .ok_or_else(|| OAuthError::invalid_request("GRANT needs grant_key"))?;
+            if g.as_slice() == key.as_slice() {
+                return Err(OAuthError::invalid_request(
+                    "grant_key must differ from the token key",
+                ));
+            }
+            Some(g)
         }
-        (Some(g), 5)
-    } else {
-        (None, 3)
+        None => None,
     };
-    let fields = parse_fields(a.get(from..).unwrap_or_default(), &limits)?;
+    let fields = parse_fields(p.args(g, "FIELDS", &a).unwrap_or_default(), &limits)?;
     let k = Key::open(ctx, key, true);
     require_absent(&k)?;
     if let Some(g) = grant {
@@ -71,23 +98,12 @@ pub fn introspect(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     let key = args
         .get(1)
         .ok_or_else(|| OAuthError::invalid_request("key is required"))?;
-    let cutoff_keys: Vec<&RedisString> = match a.get(2) {
-        None => Vec::new(),
-        Some(w) if is_keyword(w, "CUTOFF") => {
-            let (idx, next) = parse_cutoff_list(&a, 2)?;
-            if next != a.len() {
-                return Err(OAuthError::invalid_request(
-                    "unexpected arguments after the CUTOFF keys",
-                ));
-            }
-            idx.iter().filter_map(|i| args.get(*i)).collect()
-        }
-        Some(_) => {
-            return Err(OAuthError::invalid_request(
-                "unknown option; expected CUTOFF numkeys key ...",
-            ))
-        }
-    };
+    let g = &INTROSPECT_GRAMMAR;
+    let p = grammar::parse(g, &a)?;
+    let cutoff_keys: Vec<&RedisString> = cutoff_keys(g, &p, &a)
+        .iter()
+        .filter_map(|i| args.get(*i))
+        .collect();
     info::bump(Counter::TokensIntrospected);
     let k = Key::open(ctx, key, false);
     let rec = match k.kind() {
