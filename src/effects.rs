@@ -3,6 +3,7 @@
 //! command with absolute times, and raises the keyspace event the native command
 //! would. Applying and replicating are one loop, so they cannot diverge.
 
+use std::collections::HashMap;
 use std::ffi::CStr;
 use std::os::raw::{c_int, c_longlong};
 use std::ptr;
@@ -24,10 +25,8 @@ enum Op {
     HSet(RedisString, Vec<RedisString>),
     /// `PEXPIREAT key at_ms`
     PExpireAt(RedisString, i64),
-    /// A new hash with its absolute expiry: one `RESTORE key at_ms payload
-    /// ABSTTL [REPLACE]` when the record fits a listpack under the server's
-    /// settings, else `DEL` (when replacing), `HSET`, `PEXPIREAT`. Without
-    /// replace the key is absent when the entry runs.
+    /// A new hash with its absolute expiry: `DEL` (when replacing), `HSET`,
+    /// `PEXPIREAT`. Without replace the key is absent when the entry runs.
     Create {
         key: RedisString,
         body: Body,
@@ -78,9 +77,17 @@ impl Body {
 #[derive(Default)]
 pub struct Effects {
     ops: SmallVec<[Op; 4]>,
-    /// Keys open for writing during `commit`, each opened once (or adopted).
-    open: SmallVec<[(RedisString, Key); 4]>,
+    /// Keys open for writing during `commit`, each opened once (or adopted);
+    /// None once closed.
+    open: SmallVec<[(RedisString, Option<Key>); 4]>,
+    /// Where each name is in `open`, once there are more than
+    /// [`LINEAR_LOOKUP`] (REVOKE and RATELIMITALL may name thousands of keys:
+    /// a scan per write would make them quadratic).
+    index: HashMap<Vec<u8>, usize>,
 }
+
+/// Up to this many open keys, a name is found by scanning.
+const LINEAR_LOOKUP: usize = 8;
 
 impl Effects {
     pub fn new() -> Self {
@@ -149,8 +156,7 @@ impl Effects {
         self.create(key, Body::Strings(strings), at_ms, false)
     }
     /// A record that takes the place of whatever `key` holds (a consumed
-    /// code's or refresh token's tombstone): as `del` then `create_hash`, in
-    /// one `RESTORE ... REPLACE` when it can be.
+    /// code's or refresh token's tombstone): as `del` then `create_hash`.
     pub fn replace_hash<F: AsRef<[u8]>, V: AsRef<[u8]>>(
         &mut self,
         key: &RedisString,
@@ -186,13 +192,15 @@ impl Effects {
     /// so `commit` writes through the same handle instead of opening it again.
     /// A key opened read-only is simply closed.
     pub fn adopt(&mut self, name: &RedisString, key: Key) -> &mut Self {
-        if key.is_writable()
-            && !self
-                .open
-                .iter()
-                .any(|(n, _)| n.as_slice() == name.as_slice())
-        {
-            self.open.push((share(name), key));
+        if key.is_writable() {
+            match self.position(name.as_slice()) {
+                Some(i) => {
+                    if let Some((_, slot @ None)) = self.open.get_mut(i) {
+                        *slot = Some(key);
+                    }
+                }
+                None => self.open.push((share(name), Some(key))),
+            }
         }
         self
     }
@@ -267,13 +275,15 @@ impl Effects {
         }
     }
 
-    /// Writes the hash `name` of `pairs` with its absolute expiry, raising
-    /// the events of a new record (`del` first when replacing): one
-    /// `RESTORE` (see [`restore`]) when the record is a listpack under the
-    /// server's settings and the server takes it, else field by field, with
-    /// `held` (the same pairs as module strings the handler already has) or
-    /// module strings made from `pairs`. Without `replace` the key must be
-    /// absent (or deleted earlier in this journal).
+    /// Writes the hash `name` of `pairs` with its absolute expiry, field by
+    /// field (`DEL` when replacing, `HSET`, `PEXPIREAT`), each applied,
+    /// replicated and notified as the native command would be, with `held`
+    /// (the same pairs as module strings the handler already has) or module
+    /// strings made from `pairs`. Without `replace` the key must be absent
+    /// (or deleted earlier in this journal). Never through `RESTORE`: a
+    /// `RESTORE` run by the module shows in `MONITOR` and `SLOWLOG` with the
+    /// whole record, and these records hold values of commands that keep
+    /// theirs out of both (see [`create_at_once`]).
     fn write_record(
         &mut self,
         ctx: &Context,
@@ -286,24 +296,14 @@ impl Effects {
         if replace {
             notify(ctx, NotifyEvent::GENERIC, c"del", name);
         }
-        let absent = replace || self.key(ctx, name).kind() == KeyKind::Missing;
-        let restored = absent
-            && payload(pairs).is_some_and(|payload| {
-                // RESTORE creates the key behind our handle: close it first,
-                // so a later entry on this key opens it afresh.
-                self.close(name);
-                restore(ctx, name, &payload, at, replace).is_some()
-            });
-        if !restored {
-            match held {
-                Some(strings) => self.write_fields(ctx, name, strings, at, replace),
-                None => {
-                    let strings: Vec<RedisString> = pairs
-                        .iter()
-                        .flat_map(|(f, v)| [new_string(f), new_string(v)])
-                        .collect();
-                    self.write_fields(ctx, name, &strings, at, replace);
-                }
+        match held {
+            Some(strings) => self.write_fields(ctx, name, strings, at, replace),
+            None => {
+                let strings: Vec<RedisString> = pairs
+                    .iter()
+                    .flat_map(|(f, v)| [new_string(f), new_string(v)])
+                    .collect();
+                self.write_fields(ctx, name, &strings, at, replace);
             }
         }
         notify(ctx, NotifyEvent::HASH, c"hset", name);
@@ -340,37 +340,52 @@ impl Effects {
         replicate(ctx, c"PEXPIREAT", &[key.inner, at_s.inner]);
     }
 
+    /// The index of `name` in `open`.
+    fn position(&mut self, name: &[u8]) -> Option<usize> {
+        if self.open.len() <= LINEAR_LOOKUP {
+            return self.open.iter().position(|(n, _)| n.as_slice() == name);
+        }
+        for (i, (n, _)) in self.open.iter().enumerate().skip(self.index.len()) {
+            self.index.insert(n.as_slice().to_vec(), i);
+        }
+        self.index.get(name).copied()
+    }
+
     /// The open handle of `name`, opening it for writing the first time.
     fn key(&mut self, ctx: &Context, name: &RedisString) -> &Key {
-        let i = match self
-            .open
-            .iter()
-            .position(|(n, _)| n.as_slice() == name.as_slice())
-        {
+        let i = match self.position(name.as_slice()) {
             Some(i) => i,
             None => {
-                self.open.push((share(name), Key::open(ctx, name, true)));
+                self.open.push((share(name), None));
                 self.open.len() - 1
             }
         };
-        &self.open[i].1
+        self.open[i]
+            .1
+            .get_or_insert_with(|| Key::open(ctx, name, true))
     }
 
     /// Closes the handle of `name`, before a write that does not go through it.
     fn close(&mut self, name: &RedisString) {
-        self.open.retain(|(n, _)| n.as_slice() != name.as_slice());
+        if let Some(i) = self.position(name.as_slice()) {
+            if let Some((_, slot)) = self.open.get_mut(i) {
+                *slot = None;
+            }
+        }
     }
 }
 
 /// A new record on the absent key `name`, written at once rather than
-/// journaled: one `RESTORE` (see [`restore`]), with the keyspace events a
-/// journaled `create_hash` raises. `open` is the handle the caller checked
-/// the key with; it is closed first. `RESTORE`'s reply (for the command to
-/// pass on); None, having changed nothing, when the record would not be a
-/// listpack under the server's settings or the server refuses: the caller
-/// then writes it through the journal, field by field. This is the path of
-/// SAVECODE and SAVESTATE, which write nothing else: it spares them the
-/// journal's module strings and bookkeeping.
+/// journaled: one `RESTORE` (see [`restore`]), which raises its own keyspace
+/// event, `restore`, on the master and on every replica alike. `open` is the
+/// handle the caller checked the key with; it is closed first. `RESTORE`'s
+/// reply (for the command to pass on); None, having changed nothing, when
+/// the record would not be a listpack under the server's settings or the
+/// server refuses: the caller then writes it through the journal, field by
+/// field. This is the path of SAVECODE and SAVESTATE only, which write
+/// nothing else: it spares them the journal's module strings and
+/// bookkeeping. `MONITOR` and `SLOWLOG` show the `RESTORE` with the record,
+/// which holds nothing the command's own arguments did not show there.
 pub fn create_at_once(
     ctx: &Context,
     name: &RedisString,
@@ -380,15 +395,12 @@ pub fn create_at_once(
 ) -> Option<Forward> {
     let payload = payload(pairs)?;
     drop(open);
-    let reply = restore(ctx, name, &payload, at, false)?;
-    notify(ctx, NotifyEvent::HASH, c"hset", name);
-    notify(ctx, NotifyEvent::GENERIC, c"expire", name);
-    Some(reply)
+    restore(ctx, name, &payload, at)
 }
 
 /// What `replace_hash` then `commit` do for `name`, done now and from
-/// borrowed pairs (no journal entry, no copy of the fields when the record
-/// is written in one `RESTORE ... REPLACE`). No key of `name` may be open.
+/// borrowed pairs (no journal entry, no copy of the fields into a record).
+/// No key of `name` may be open.
 pub fn replace_at_once(ctx: &Context, name: &RedisString, pairs: &[(&[u8], &[u8])], at: i64) {
     Effects::new().write_record(ctx, name, pairs, None, at, true);
 }
@@ -399,28 +411,21 @@ fn payload(pairs: &[(&[u8], &[u8])]) -> Option<Vec<u8>> {
     crate::core::dump::hash_payload(pairs, crate::encoding::limits()?)
 }
 
-/// `RESTORE name at payload ABSTTL [REPLACE]` through `RedisModule_Call`
+/// `RESTORE name at payload ABSTTL` through `RedisModule_Call`
 /// with `!`, so it is applied and replicated as that one deterministic
 /// command: the listpack built in one piece (`core::dump`) instead of growing
 /// by a reallocation per field, and one command for the replicas and the AOF
 /// instead of `HSET` + `PEXPIREAT` in `MULTI`. No key of `name` may be open.
 /// `RESTORE`'s reply on success; None when the server refuses (the key
-/// exists without `replace`, or `RESTORE` is renamed away): nothing was
+/// exists, or `RESTORE` is renamed away): nothing was
 /// written then.
-fn restore(
-    ctx: &Context,
-    name: &RedisString,
-    payload: &[u8],
-    at: i64,
-    replace: bool,
-) -> Option<Forward> {
+fn restore(ctx: &Context, name: &RedisString, payload: &[u8], at: i64) -> Option<Forward> {
     let abs = word(&ABSTTL, b"ABSTTL");
-    let rep = word(&REPLACE, b"REPLACE");
-    if abs.is_null() || rep.is_null() {
+    if abs.is_null() {
         return None;
     }
     // SAFETY: "!" replicates the command as run; "s" a live module string
-    // (the two words live as long as the module), "l" a long long, "b" a
+    // (the word lives as long as the module), "l" a long long, "b" a
     // pointer and its length; the reply is returned to the caller, who
     // frees it (`Forward`), or freed here when it is an error.
     unsafe {
@@ -433,11 +438,7 @@ fn restore(
         };
         let (c, cmd, at) = (ctx.get_raw(), c"RESTORE".as_ptr(), at as c_longlong);
         let (p, n, k) = (payload.as_ptr(), payload.len(), name.inner);
-        let reply = if replace {
-            call(c, cmd, c"!slbss".as_ptr(), k, at, p, n, abs, rep)
-        } else {
-            call(c, cmd, c"!slbs".as_ptr(), k, at, p, n, abs)
-        };
+        let reply = call(c, cmd, c"!slbs".as_ptr(), k, at, p, n, abs);
         if reply.is_null() {
             return None;
         }
@@ -449,12 +450,11 @@ fn restore(
     }
 }
 
-/// RESTORE's `ABSTTL` and `REPLACE` as module strings made on first use and
+/// RESTORE's `ABSTTL` as a module string made on first use and
 /// kept until the module unloads: `RedisModule_Call` passes a module string
 /// on by its reference count, but copies a C string into a new object on
 /// every call.
 static ABSTTL: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(ptr::null_mut());
-static REPLACE: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(ptr::null_mut());
 
 /// The word in `slot`, made from `text` the first time (null if it cannot be).
 fn word(slot: &AtomicPtr<raw::RedisModuleString>, text: &[u8]) -> *mut raw::RedisModuleString {
@@ -471,7 +471,7 @@ fn word(slot: &AtomicPtr<raw::RedisModuleString>, text: &[u8]) -> *mut raw::Redi
 
 /// Frees the words (from `OnUnload`).
 pub fn free_words() {
-    for slot in [&ABSTTL, &REPLACE] {
+    for slot in [&ABSTTL] {
         if let Some(s) = take_made(slot) {
             // SAFETY: s was made by `word` and nothing else holds it
             // (RedisModule_Call releases its references before returning).

@@ -118,19 +118,7 @@ fn replica_holds_the_masters_state() {
         replica_of: Some(master.port),
         ..Opts::default()
     });
-    // Wait for the initial sync.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query(&mut replica.conn())
-            .unwrap();
-        if info.contains("master_link_status:up") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "replica never synced");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_link_up(&replica);
     let mut m = master.conn();
     workload(&mut m);
     master.wait_replica(&replica);
@@ -340,21 +328,6 @@ fn random_mix(
         }
     }
     ok
-}
-
-fn wait_link_up(replica: &Server) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query(&mut replica.conn())
-            .unwrap();
-        if info.contains("master_link_status:up") {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "replica never synced");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }
 
 /// Compares master and replica key by key. Keys that expire between the two

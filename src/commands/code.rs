@@ -19,7 +19,7 @@ use crate::core::validate::{check_record_size, parse_fields, parse_ttl, Fields, 
 use crate::core::{OAuthError, OResult};
 use crate::effects::{self, Effects};
 use crate::info::{self, Counter};
-use crate::keys::{load_record, require_absent, Key, KeyKind};
+use crate::keys::{expired, load_record, require_absent, Key, KeyKind};
 use crate::reply::{RecordMap, Reply};
 
 /// `OAUTH.SAVECODE key ttl FIELDS numfields field value [field value ...]`
@@ -159,6 +159,9 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         None => return Err(refuse(GrantFailure::NotFound, false)),
     };
     let now = now_ms();
+    if expired(&code, now) {
+        return Err(refuse(GrantFailure::NotFound, false));
+    }
 
     if let CodeState::Consumed { token_key: issued } = code_state(&rec) {
         drop(code);

@@ -6,6 +6,8 @@
 //! never outlives its members, and revoked members are removed from it.
 //! Every member carries `_grant` naming its index.
 
+use std::collections::HashSet;
+
 use redis_module::{Context, RedisString};
 
 use crate::core::record::{Kind, Record, F_GRANT};
@@ -92,7 +94,7 @@ pub fn revoke_access_tokens_except(
     ctx: &Context,
     fx: &mut Effects,
     grant: &RedisString,
-    except: &[&[u8]],
+    except: &HashSet<&[u8]>,
 ) -> i64 {
     if Key::open(ctx, grant, false).kind() != KeyKind::Set {
         return 0;

@@ -6,6 +6,8 @@
 //! Sliding-window state is a hash `{window_start, current, previous}` written
 //! with `HSET` + `PEXPIREAT`. A denied request is not counted; `COST 0` peeks.
 
+use std::collections::HashSet;
+
 use redis_module::{Context, RedisString};
 
 use super::{arg, bytes};
@@ -229,11 +231,12 @@ pub fn ratelimit_all(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     let n = n as usize; // 1..=max, from a usize
     let (cost, mode) = parse_options(a.get(2 + 3 * n..).unwrap_or_default(), true)?;
     let mut specs: Vec<(&RedisString, FixedWindow)> = Vec::with_capacity(n);
+    let mut seen: HashSet<&[u8]> = HashSet::with_capacity(n);
     for i in 0..n {
         let key = args
             .get(2 + i)
             .ok_or_else(|| OAuthError::invalid_request("key is required"))?;
-        if specs.iter().any(|(k, _)| k.as_slice() == key.as_slice()) {
+        if !seen.insert(key.as_slice()) {
             return Err(OAuthError::invalid_request(
                 "a key appears twice; each limit needs its own key",
             ));

@@ -163,10 +163,16 @@ pub fn rotate(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
             }
         }
     };
+    let now = now_ms();
+    if old_expiry.is_some_and(|at| at <= now) {
+        // Expired, though a MULTI or a script still finds it (see keys::expired).
+        return Err(OAuthError::invalid_grant(
+            "refresh token not found or expired",
+        ));
+    }
     if is_cut_off(&old, &cutoffs) {
         return Err(OAuthError::invalid_grant("refresh token revoked"));
     }
-    let now = now_ms();
 
     match decide_rotation(&old, now) {
         RotateDecision::Reuse => reused(ctx, old_key, &old),

@@ -9,7 +9,7 @@ use crate::core::validate::{parse_fields, parse_ttl, Limits};
 use crate::core::{OAuthError, OResult};
 use crate::effects::Effects;
 use crate::info::{self, Counter};
-use crate::keys::{load_record, Key};
+use crate::keys::{expired, load_record, Key};
 use crate::reply::{bytes_map, Reply};
 
 /// `OAUTH.SAVESTATE key ttl FIELDS numfields field value [field value ...]`
@@ -31,10 +31,12 @@ pub fn consumestate(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     let key = args
         .get(1)
         .ok_or_else(|| OAuthError::invalid_request("key is required"))?;
-    let rec = match load_record(&Key::open(ctx, key, true), Kind::State)? {
-        Some(rec) => rec,
-        None => return Ok(Reply::Null),
+    let k = Key::open(ctx, key, true);
+    let rec = match load_record(&k, Kind::State)? {
+        Some(rec) if !expired(&k, now_ms()) => rec,
+        _ => return Ok(Reply::Null),
     };
+    drop(k);
     let mut fx = Effects::new();
     fx.del(key);
     fx.commit(ctx);

@@ -2,6 +2,8 @@
 //! `OAUTH.INTROSPECT` (RFC 7662, with optional revoke-before cutoffs) and
 //! `OAUTH.REVOKE` (RFC 7009, with the refresh-token cascade of §2.1).
 
+use std::collections::HashSet;
+
 use redis_module::{Context, RedisString};
 
 use super::refresh::{cutoff_keys, CUTOFF};
@@ -15,7 +17,7 @@ use crate::core::{OAuthError, OResult};
 use crate::effects::Effects;
 use crate::info::{self, Counter};
 use crate::keys::{
-    load_cutoffs, new_string, require_absent, share, wrong_redis_type, Key, KeyKind,
+    expired, load_cutoffs, new_string, require_absent, share, wrong_redis_type, Key, KeyKind,
 };
 use crate::reply::{RecordMap, Reply, Value};
 
@@ -110,7 +112,7 @@ pub fn introspect(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         KeyKind::Hash => k.read_hash(),
         _ => return Ok(inactive()),
     };
-    if rec.kind() != Some(Kind::Token) {
+    if rec.kind() != Some(Kind::Token) || expired(&k, now_ms()) {
         return Ok(inactive());
     }
     if !cutoff_keys.is_empty() && is_cut_off(&rec, &load_cutoffs(ctx, &cutoff_keys)?) {
@@ -147,13 +149,9 @@ pub fn revoke(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     }
     // Check every key first, so a WRONGTYPE anywhere changes nothing.
     let mut found: Vec<(&RedisString, Record)> = Vec::new();
-    for (i, key) in keys.iter().enumerate() {
-        if keys
-            .get(..i)
-            .unwrap_or_default()
-            .iter()
-            .any(|k| k.as_slice() == key.as_slice())
-        {
+    let mut seen: HashSet<&[u8]> = HashSet::with_capacity(keys.len());
+    for key in keys {
+        if !seen.insert(key.as_slice()) {
             continue;
         }
         let k = Key::open(ctx, key, true);
@@ -171,16 +169,14 @@ pub fn revoke(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     }
     let mut fx = Effects::new();
     let mut removed: i64 = 0;
-    let listed: Vec<&[u8]> = found.iter().map(|(k, _)| k.as_slice()).collect();
-    let mut cascaded: Vec<Vec<u8>> = Vec::new();
+    let mut cascaded: HashSet<Vec<u8>> = HashSet::new();
     for (key, rec) in &found {
         fx.del(key);
         removed += 1;
         if let Some(g) = super::grant::of(ctx, rec, key.as_slice()) {
             fx.srem(&g, vec![key.as_slice().to_vec()]);
-            if rec.kind() == Some(Kind::Refresh) && !cascaded.contains(&g.as_slice().to_vec()) {
-                cascaded.push(g.as_slice().to_vec());
-                removed += super::grant::revoke_access_tokens_except(ctx, &mut fx, &g, &listed);
+            if rec.kind() == Some(Kind::Refresh) && cascaded.insert(g.as_slice().to_vec()) {
+                removed += super::grant::revoke_access_tokens_except(ctx, &mut fx, &g, &seen);
             }
         }
     }

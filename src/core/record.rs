@@ -8,6 +8,7 @@ use smallvec::SmallVec;
 
 use super::error::{OAuthError, OResult};
 use super::pkce::{self, Binding, Method, PkceFailure};
+pub use super::validate::is_reserved_field;
 use super::validate::{Limits, Pair};
 
 pub const F_KIND: &[u8] = b"_kind";
@@ -26,11 +27,6 @@ pub const F_CLIENT_ID: &[u8] = b"client_id";
 pub const F_REDIRECT_URI: &[u8] = b"redirect_uri";
 pub const F_CHALLENGE: &[u8] = b"code_challenge";
 pub const F_METHOD: &[u8] = b"code_challenge_method";
-
-/// Field names the module sets itself or computes in replies.
-pub fn is_reserved_field(name: &[u8]) -> bool {
-    name.first() == Some(&b'_') || matches!(name, b"active" | b"exp" | b"iat")
-}
 
 /// What a record is. Stored in `_kind`; a command refuses keys of another kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -627,10 +623,11 @@ mod tests {
 
     #[test]
     fn reserved_names() {
-        for r in ["_kind", "_x", "_", "active", "exp", "iat"] {
+        // In any case: an `Active` field would sit beside the computed `active`.
+        for r in ["_kind", "_x", "_", "active", "exp", "iat", "Active", "EXP"] {
             assert!(is_reserved_field(r.as_bytes()), "{r}");
         }
-        for r in ["kind", "scope", "expires", "Active"] {
+        for r in ["kind", "scope", "expires", "inactive"] {
             assert!(!is_reserved_field(r.as_bytes()), "{r}");
         }
     }

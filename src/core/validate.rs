@@ -6,7 +6,6 @@
 use smallvec::SmallVec;
 
 use super::error::{OAuthError, OResult};
-use super::record::is_reserved_field;
 
 /// Bounds that come from the module configuration, snapshotted once per command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +88,39 @@ pub fn is_keyword(arg: &[u8], keyword: &str) -> bool {
     arg.eq_ignore_ascii_case(keyword.as_bytes())
 }
 
+/// Field names the module sets itself or computes in replies: any name that
+/// begins with `_`, and `active`, `exp` and `iat` in any case.
+pub fn is_reserved_field(name: &[u8]) -> bool {
+    name.first() == Some(&b'_')
+        || [&b"active"[..], b"exp", b"iat"]
+            .iter()
+            .any(|r| name.eq_ignore_ascii_case(r))
+}
+
+/// Field names the module reads with a meaning: the client and redirect
+/// binding and PKCE of a code, a client's secret, the scope a rotation may
+/// only narrow. They are matched exactly as spelled here, so a name that
+/// differs from one of them only in case is refused: `Client_Secret` would
+/// otherwise be stored in clear, and `SCOPE` would sit beside `scope`
+/// unchecked.
+pub const INTERPRETED_FIELDS: &[&str] = &[
+    "client_id",
+    "redirect_uri",
+    "code_challenge",
+    "code_challenge_method",
+    "client_secret",
+    "client_secret_expires_at",
+    "scope",
+];
+
+/// The interpreted field name that `name` misspells by case, if any.
+pub fn case_variant_of(name: &[u8]) -> Option<&'static str> {
+    INTERPRETED_FIELDS
+        .iter()
+        .copied()
+        .find(|k| name != k.as_bytes() && name.eq_ignore_ascii_case(k.as_bytes()))
+}
+
 /// One caller-supplied field.
 pub type Pair<'a> = (&'a [u8], &'a [u8]);
 
@@ -145,6 +177,11 @@ pub fn parse_fields<'a>(args: &[&'a [u8]], limits: &Limits) -> OResult<Fields<'a
             return Err(OAuthError::invalid_request(
                 "field names beginning with '_' and the names active, exp and iat are reserved for the module",
             ));
+        }
+        if let Some(k) = case_variant_of(f) {
+            return Err(OAuthError::invalid_request(format!(
+                "a field name differs from {k} only in case; the module reads {k} exactly as spelled, so write it so"
+            )));
         }
         if out.iter().any(|(seen, _)| *seen == f) {
             return Err(OAuthError::invalid_request("a field name is given twice"));
@@ -264,5 +301,24 @@ mod tests {
         assert!(parse_fields(&a(&["FIELDS", "3", "a", "1", "b", "2", "c", "3"]), &l).is_err());
         assert!(parse_fields(&a(&["FIELDS", "1", "abcde", "123456"]), &l).is_err());
         assert!(parse_fields(&a(&["FIELDS", "1", "abcde", "12345"]), &l).is_ok());
+    }
+
+    #[test]
+    fn reserved_and_interpreted_names_are_matched_in_any_case() {
+        let limits = Limits::default();
+        for name in ["_x", "active", "EXP", "Iat"] {
+            let e = parse_fields(&[b"FIELDS", b"1", name.as_bytes(), b"v"], &limits).unwrap_err();
+            assert!(e.message.contains("reserved"), "{name}: {e}");
+        }
+        for name in ["Client_Secret", "SCOPE", "Code_Challenge", "REDIRECT_URI"] {
+            let e = parse_fields(&[b"FIELDS", b"1", name.as_bytes(), b"v"], &limits).unwrap_err();
+            assert_eq!(e.code, super::super::ErrorCode::InvalidRequest);
+            assert!(e.message.contains("only in case"), "{name}: {e}");
+        }
+        assert!(parse_fields(
+            &[b"FIELDS", b"2", b"scope", b"a", b"client_secret", b"b"],
+            &limits
+        )
+        .is_ok());
     }
 }

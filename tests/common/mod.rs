@@ -253,6 +253,23 @@ impl Server {
     }
 }
 
+/// Waits (up to 30 s) until a replica's link to its master is up (its
+/// initial sync done).
+pub fn wait_link_up(replica: &Server) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut replica.conn())
+            .expect("INFO replication");
+        if info.contains("master_link_status:up") {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "replica never synced");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Waits (up to 30 s) until the replica behind `replica` has applied the
 /// master's whole replication stream as of now: its `master_repl_offset`,
 /// which a replica advances as it applies what it receives, reaches the
