@@ -1333,6 +1333,33 @@ fn check_key_routing(cluster: &Cluster, topo: &Topology, cc: &mut Cc) {
         );
     }
 
+    // A key named like a keyword cannot make a node write a key of a slot it
+    // does not serve: the call is refused before any key is touched.
+    save_code_for(cc, "{ISSUE}:code", "uissue");
+    let mut node = cluster.conn(topo.owner_of("ISSUE"));
+    let smuggle = [
+        "OAUTH.EXCHANGE",
+        "{ISSUE}:code",
+        "app1",
+        CB,
+        VERIFIER,
+        "GRANT",
+        "ISSUE",
+        "ISSUE",
+        "oauth:{b}:victim",
+        "600",
+    ];
+    let e = error_text(&run(&mut node, &smuggle).unwrap_err());
+    assert!(
+        e.starts_with("INVALID_REQUEST") || e.starts_with("CROSSSLOT"),
+        "{e}"
+    );
+    assert!(!cc.exists("oauth:{b}:victim"));
+    assert!(!cc.exists("ISSUE"));
+    // Not consumed by the refused call: it redeems now, once.
+    cc.v(&["OAUTH.EXCHANGE", "{ISSUE}:code", "app1", CB, VERIFIER]);
+    assert_eq!(replay(cc, "{ISSUE}:code"), USED);
+
     // One hash tag: every multi-key form works through the cluster client.
     let k = g("mk");
     save_code_for(cc, &k.code, "umk");
