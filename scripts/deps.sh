@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing redis-oauth needs on Debian/Ubuntu:
 # redis-server and redis-tools (the server, redis-cli, redis-benchmark) and
-# libclang-dev (the redis-module crate runs bindgen at build time), and
-# valgrind (scripts/valgrind.sh, the memory-safety check).
+# libclang-dev (the redis-module crate runs bindgen at build time),
+# valgrind (scripts/valgrind.sh, the memory-safety check), and Python 3 with
+# venv, Node.js and npm (the client packages' tests).
 # Sourced by start.sh and test.sh; safe to run again.
 
 have_libclang() {
@@ -15,6 +16,11 @@ ensure_deps() {
   command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
   have_libclang || missing+=(libclang-dev)
   command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+  # The client packages' tests (clients/python, clients/node).
+  command -v python3 >/dev/null 2>&1 || missing+=(python3)
+  python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
   command -v cargo >/dev/null 2>&1 || {
     echo "cargo not found: install the Rust toolchain (https://rustup.rs) first." >&2
     exit 1

@@ -2,9 +2,11 @@
 # Installs what is missing, builds redis-oauth and runs every check and test:
 # formatting, clippy, the pure-core import rule, unit and property tests, the
 # integration tests (including the 6-node Cluster, chaos, replication and
-# durability tests) against Debian's Redis 7.0, a valgrind memcheck run, the
-# integration tests again on Valkey 9.1 and Redis 7.4 (fetched by
-# scripts/servers.sh), and the refusal of Redis 6.2. CI runs exactly this.
+# durability tests) against Debian's Redis 7.0, the Python and Node client
+# packages' tests (redis-py, node-redis, ioredis; standalone and Cluster), a
+# valgrind memcheck run, the integration tests again on Valkey 9.1 and Redis
+# 7.4 (fetched by scripts/servers.sh), and the refusal of Redis 6.2. CI runs
+# exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -39,6 +41,10 @@ export REDIS_OAUTH_MODULE="$PWD/target/release/libredis_oauth.so"
 
 echo "== unit and integration tests (Redis $(redis-server --version | grep -oE 'v=[0-9.]+'))"
 cargo test --release --lib --tests
+
+echo "== client packages against the module (Redis 7.0, standalone and a 3-master Cluster)"
+bash clients/python/run-tests.sh
+bash clients/node/run-tests.sh
 
 echo "== memory safety: the chaos workload under valgrind memcheck (Redis 7.0)"
 bash scripts/valgrind.sh

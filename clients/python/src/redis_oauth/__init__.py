@@ -1,0 +1,49 @@
+"""Typed redis-py client for the redis-oauth module's ``OAUTH.*`` commands."""
+
+from .asyncio import AsyncOAuthStore
+from .client import OAuthStore
+from .errors import (
+    CrossSlot,
+    Exists,
+    InvalidClient,
+    InvalidGrant,
+    InvalidRequest,
+    InvalidScope,
+    NotReplicated,
+    OAuthError,
+    ServerError,
+    WrongType,
+)
+from .keys import KeyScheme, handle_of, new_handle, new_secret, sha256_hex
+from .pkce import PKCEPair, create_pair, s256_challenge
+from .results import ClientRegistration, Exchange, Introspection, RateLimit, Rotation
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncOAuthStore",
+    "ClientRegistration",
+    "CrossSlot",
+    "Exchange",
+    "Exists",
+    "Introspection",
+    "InvalidClient",
+    "InvalidGrant",
+    "InvalidRequest",
+    "InvalidScope",
+    "KeyScheme",
+    "NotReplicated",
+    "OAuthError",
+    "OAuthStore",
+    "PKCEPair",
+    "RateLimit",
+    "Rotation",
+    "ServerError",
+    "WrongType",
+    "create_pair",
+    "handle_of",
+    "new_handle",
+    "new_secret",
+    "s256_challenge",
+    "sha256_hex",
+]
