@@ -244,7 +244,6 @@ pub fn load_record(key: &Key, kind: Kind) -> OResult<Option<Record>> {
     }
 }
 
-/// Fails with EXISTS unless the key is absent.
 /// Whether the key's absolute expiry is at or before `now_ms`. Inside
 /// MULTI/EXEC and scripts Redis checks expiry against a time frozen when the
 /// transaction or script began, so a key can still be found after it expired;
@@ -254,6 +253,7 @@ pub fn expired(key: &Key, now_ms: i64) -> bool {
     key.abs_expire().is_some_and(|at| at <= now_ms)
 }
 
+/// Fails with EXISTS unless the key is absent.
 pub fn require_absent(key: &Key) -> OResult<()> {
     match key.kind() {
         KeyKind::Missing => Ok(()),

@@ -1,6 +1,7 @@
-//! New records are written in one piece (`RESTORE key at payload ABSTTL`, a
-//! listpack built by the module) when they fit a listpack under the server's
-//! settings, and field by field otherwise. Either way the record must be the
+//! SAVECODE and SAVESTATE write their record in one piece (`RESTORE key at
+//! payload ABSTTL`, a listpack built by the module) when it fits a listpack
+//! under the server's settings, and field by field otherwise; every other
+//! record is written field by field. Either way the record must be the
 //! hash `HSET` would have built: same fields in the same order, same
 //! encoding, same memory. These tests compare the two against a real server,
 //! make Redis validate every payload deeply, and check the fallback.

@@ -300,6 +300,16 @@ fn a_record_that_expires_inside_multi_or_a_script_is_gone() {
         "{replies:?}"
     );
     assert!(!exists(&mut c, "{r}:rt2"));
+
+    // A token that expires inside a transaction introspects as inactive.
+    ok(
+        &mut c,
+        &["OAUTH.SAVETOKEN", "tok:i", "1", "FIELDS", "1", "sub", "u"],
+    );
+    let replies = transaction(&s, &[w("DEBUG SLEEP 1.3"), w("OAUTH.INTROSPECT tok:i")]);
+    assert_eq!(replies[1], "[active 0]", "{replies:?}");
+    let v = run(&mut c, &["OAUTH.INTROSPECT", "tok:i"]).unwrap();
+    assert_eq!(field(&v, "active").as_deref(), Some("0"), "{v:?}");
 }
 
 /// MULTI, the commands, EXEC, sent on a raw connection (a client library
@@ -321,30 +331,43 @@ fn transaction(s: &Server, cmds: &[Vec<String>]) -> Vec<String> {
     }
     stream.write_all(&out).expect("send");
     let mut r = BufReader::new(stream);
-    let mut line = || {
-        let mut l = String::new();
-        r.read_line(&mut l).expect("a reply line");
-        l.trim_end().to_string()
-    };
-    assert_eq!(line(), "+OK", "MULTI");
+    assert_eq!(reply(&mut r), "OK", "MULTI");
     for _ in cmds {
-        assert_eq!(line(), "+QUEUED");
+        assert_eq!(reply(&mut r), "QUEUED");
     }
-    let n: usize = line()
+    let mut line = String::new();
+    r.read_line(&mut line).expect("EXEC's array");
+    let n: usize = line
+        .trim_end()
         .strip_prefix('*')
         .and_then(|n| n.parse().ok())
         .expect("EXEC's array");
-    (0..n)
-        .map(|_| {
-            let l = line();
-            match l.chars().next() {
-                Some('$') if l == "$-1" => "nil".to_string(),
-                Some('$') => line(),
-                Some('_') => "nil".to_string(),
-                _ => l,
-            }
-        })
-        .collect()
+    (0..n).map(|_| reply(&mut r)).collect()
+}
+
+/// One RESP2 reply as text: `OK`, `-CODE message`, `nil`, an integer, a
+/// string, or an array as `[a b ...]`.
+fn reply(r: &mut BufReader<UnixStream>) -> String {
+    let mut line = String::new();
+    r.read_line(&mut line).expect("a reply line");
+    let line = line.trim_end();
+    let (kind, rest) = line.split_at(1);
+    match kind {
+        "+" | ":" => rest.to_string(),
+        "-" => line.to_string(),
+        "$" if rest == "-1" => "nil".to_string(),
+        "$" => {
+            let mut s = String::new();
+            r.read_line(&mut s).expect("a bulk string");
+            s.trim_end().to_string()
+        }
+        "*" => {
+            let n: usize = rest.parse().unwrap_or(0);
+            let items: Vec<String> = (0..n).map(|_| reply(r)).collect();
+            format!("[{}]", items.join(" "))
+        }
+        _ => panic!("unexpected reply line {line}"),
+    }
 }
 
 #[test]
