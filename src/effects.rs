@@ -26,12 +26,15 @@ enum Op {
     /// `PEXPIREAT key at_ms`
     PExpireAt(RedisString, i64),
     /// A new hash with its absolute expiry: `DEL` (when replacing), `HSET`,
-    /// `PEXPIREAT`. Without replace the key is absent when the entry runs.
+    /// `PEXPIREAT`; a tombstone in one `RESTORE` (see
+    /// [`Effects::replace_tombstone`]). Without replace the key is absent when
+    /// the entry runs.
     Create {
         key: RedisString,
         body: Body,
         at: i64,
         replace: bool,
+        tombstone: bool,
     },
     /// `SET key value PXAT at_ms`
     SetPxAt(RedisString, Vec<u8>, i64),
@@ -155,24 +158,49 @@ impl Effects {
     ) -> &mut Self {
         self.create(key, Body::Strings(strings), at_ms, false)
     }
-    /// A record that takes the place of whatever `key` holds (a consumed
-    /// code's or refresh token's tombstone): as `del` then `create_hash`.
+    /// A record that takes the place of whatever `key` holds (a replaced
+    /// client registration): as `del` then `create_hash`.
     pub fn replace_hash<F: AsRef<[u8]>, V: AsRef<[u8]>>(
         &mut self,
         key: &RedisString,
         pairs: impl IntoIterator<Item = (F, V)>,
         at_ms: i64,
     ) -> &mut Self {
-        self.replace_record(key, pairs.into_iter().collect(), at_ms)
-    }
-    /// `replace_hash` of a record the handler built.
-    pub fn replace_record(&mut self, key: &RedisString, rec: Record, at_ms: i64) -> &mut Self {
+        let rec: Record = pairs.into_iter().collect();
         if rec.is_empty() {
             return self.del(key);
         }
         self.create(key, Body::Owned(rec), at_ms, true)
     }
+    /// A consumed code's or rotated refresh token's tombstone taking the
+    /// place of the record: one `RESTORE ... ABSTTL REPLACE` when it fits a
+    /// listpack (see [`restore`]), else as `replace_hash`. A tombstone holds
+    /// only the module's bookkeeping (kind, times, key names), so `MONITOR`
+    /// and `SLOWLOG`, which show that `RESTORE`, learn nothing a key name
+    /// does not tell.
+    pub fn replace_tombstone<F: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &mut self,
+        key: &RedisString,
+        pairs: impl IntoIterator<Item = (F, V)>,
+        at_ms: i64,
+    ) -> &mut Self {
+        let rec: Record = pairs.into_iter().collect();
+        if rec.is_empty() {
+            return self.del(key);
+        }
+        self.push_create(key, Body::Owned(rec), at_ms, true, true)
+    }
     fn create(&mut self, key: &RedisString, body: Body, at: i64, replace: bool) -> &mut Self {
+        self.push_create(key, body, at, replace, false)
+    }
+    fn push_create(
+        &mut self,
+        key: &RedisString,
+        body: Body,
+        at: i64,
+        replace: bool,
+        tombstone: bool,
+    ) -> &mut Self {
         let empty = match &body {
             Body::Strings(s) => s.len() < 2,
             Body::Owned(rec) => rec.is_empty(),
@@ -183,6 +211,7 @@ impl Effects {
                 body,
                 at,
                 replace,
+                tombstone,
             });
         }
         self
@@ -240,9 +269,12 @@ impl Effects {
                     body,
                     at,
                     replace,
+                    tombstone,
                 } => {
                     let pairs = body.pairs();
-                    self.write_record(ctx, &key, &pairs, body.strings(), at, replace);
+                    if !(tombstone && self.restore_tombstone(ctx, &key, &pairs, at)) {
+                        self.write_record(ctx, &key, &pairs, body.strings(), at, replace);
+                    }
                 }
                 Op::SetPxAt(key, value, at) => {
                     let k = self.key(ctx, &key);
@@ -280,10 +312,11 @@ impl Effects {
     /// replicated and notified as the native command would be, with `held`
     /// (the same pairs as module strings the handler already has) or module
     /// strings made from `pairs`. Without `replace` the key must be absent
-    /// (or deleted earlier in this journal). Never through `RESTORE`: a
-    /// `RESTORE` run by the module shows in `MONITOR` and `SLOWLOG` with the
-    /// whole record, and these records hold values of commands that keep
-    /// theirs out of both (see [`create_at_once`]).
+    /// (or deleted earlier in this journal). Records with the caller's or a
+    /// secret's values never go through `RESTORE`: a `RESTORE` run by the
+    /// module shows in `MONITOR` and `SLOWLOG` with the whole record (only
+    /// SAVECODE and SAVESTATE records, see [`create_at_once`], and
+    /// tombstones, see [`Effects::replace_tombstone`], do).
     fn write_record(
         &mut self,
         ctx: &Context,
@@ -308,6 +341,26 @@ impl Effects {
         }
         notify(ctx, NotifyEvent::HASH, c"hset", name);
         notify(ctx, NotifyEvent::GENERIC, c"expire", name);
+    }
+
+    /// A tombstone in one `RESTORE ... ABSTTL REPLACE`, which raises only
+    /// its own `restore` event, on the master and on a replica alike. False,
+    /// having changed nothing, when it would not be a listpack or the server
+    /// refuses: the caller then writes it field by field.
+    fn restore_tombstone(
+        &mut self,
+        ctx: &Context,
+        name: &RedisString,
+        pairs: &[(&[u8], &[u8])],
+        at: i64,
+    ) -> bool {
+        let Some(payload) = payload(pairs) else {
+            return false;
+        };
+        // RESTORE replaces the key behind our handle: close it first, so a
+        // later entry on this key opens it afresh.
+        self.close(name);
+        restore(ctx, name, &payload, at, true).is_some()
     }
 
     /// A new hash written field by field: `DEL` (when replacing; its event
@@ -395,14 +448,22 @@ pub fn create_at_once(
 ) -> Option<Forward> {
     let payload = payload(pairs)?;
     drop(open);
-    restore(ctx, name, &payload, at)
+    restore(ctx, name, &payload, at, false)
 }
 
-/// What `replace_hash` then `commit` do for `name`, done now and from
+/// What `replace_tombstone` then `commit` do for `name`, done now and from
 /// borrowed pairs (no journal entry, no copy of the fields into a record).
 /// No key of `name` may be open.
-pub fn replace_at_once(ctx: &Context, name: &RedisString, pairs: &[(&[u8], &[u8])], at: i64) {
-    Effects::new().write_record(ctx, name, pairs, None, at, true);
+pub fn replace_tombstone_at_once(
+    ctx: &Context,
+    name: &RedisString,
+    pairs: &[(&[u8], &[u8])],
+    at: i64,
+) {
+    let mut fx = Effects::new();
+    if !fx.restore_tombstone(ctx, name, pairs, at) {
+        fx.write_record(ctx, name, pairs, None, at, true);
+    }
 }
 
 /// The `DUMP` payload of a hash of `pairs` when it is a listpack under the
@@ -411,21 +472,28 @@ fn payload(pairs: &[(&[u8], &[u8])]) -> Option<Vec<u8>> {
     crate::core::dump::hash_payload(pairs, crate::encoding::limits()?)
 }
 
-/// `RESTORE name at payload ABSTTL` through `RedisModule_Call`
+/// `RESTORE name at payload ABSTTL [REPLACE]` through `RedisModule_Call`
 /// with `!`, so it is applied and replicated as that one deterministic
 /// command: the listpack built in one piece (`core::dump`) instead of growing
 /// by a reallocation per field, and one command for the replicas and the AOF
 /// instead of `HSET` + `PEXPIREAT` in `MULTI`. No key of `name` may be open.
 /// `RESTORE`'s reply on success; None when the server refuses (the key
-/// exists, or `RESTORE` is renamed away): nothing was
+/// exists without `replace`, or `RESTORE` is renamed away): nothing was
 /// written then.
-fn restore(ctx: &Context, name: &RedisString, payload: &[u8], at: i64) -> Option<Forward> {
+fn restore(
+    ctx: &Context,
+    name: &RedisString,
+    payload: &[u8],
+    at: i64,
+    replace: bool,
+) -> Option<Forward> {
     let abs = word(&ABSTTL, b"ABSTTL");
-    if abs.is_null() {
+    let rep = word(&REPLACE, b"REPLACE");
+    if abs.is_null() || rep.is_null() {
         return None;
     }
     // SAFETY: "!" replicates the command as run; "s" a live module string
-    // (the word lives as long as the module), "l" a long long, "b" a
+    // (the words live as long as the module), "l" a long long, "b" a
     // pointer and its length; the reply is returned to the caller, who
     // frees it (`Forward`), or freed here when it is an error.
     unsafe {
@@ -438,7 +506,11 @@ fn restore(ctx: &Context, name: &RedisString, payload: &[u8], at: i64) -> Option
         };
         let (c, cmd, at) = (ctx.get_raw(), c"RESTORE".as_ptr(), at as c_longlong);
         let (p, n, k) = (payload.as_ptr(), payload.len(), name.inner);
-        let reply = call(c, cmd, c"!slbs".as_ptr(), k, at, p, n, abs);
+        let reply = if replace {
+            call(c, cmd, c"!slbss".as_ptr(), k, at, p, n, abs, rep)
+        } else {
+            call(c, cmd, c"!slbs".as_ptr(), k, at, p, n, abs)
+        };
         if reply.is_null() {
             return None;
         }
@@ -450,11 +522,12 @@ fn restore(ctx: &Context, name: &RedisString, payload: &[u8], at: i64) -> Option
     }
 }
 
-/// RESTORE's `ABSTTL` as a module string made on first use and
+/// RESTORE's `ABSTTL` and `REPLACE` as module strings made on first use and
 /// kept until the module unloads: `RedisModule_Call` passes a module string
 /// on by its reference count, but copies a C string into a new object on
 /// every call.
 static ABSTTL: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(ptr::null_mut());
+static REPLACE: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(ptr::null_mut());
 
 /// The word in `slot`, made from `text` the first time (null if it cannot be).
 fn word(slot: &AtomicPtr<raw::RedisModuleString>, text: &[u8]) -> *mut raw::RedisModuleString {
@@ -471,7 +544,7 @@ fn word(slot: &AtomicPtr<raw::RedisModuleString>, text: &[u8]) -> *mut raw::Redi
 
 /// Frees the words (from `OnUnload`).
 pub fn free_words() {
-    for slot in [&ABSTTL] {
+    for slot in [&ABSTTL, &REPLACE] {
         if let Some(s) = take_made(slot) {
             // SAFETY: s was made by `word` and nothing else holds it
             // (RedisModule_Call releases its references before returning).

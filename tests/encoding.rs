@@ -1,7 +1,8 @@
-//! SAVECODE and SAVESTATE write their record in one piece (`RESTORE key at
-//! payload ABSTTL`, a listpack built by the module) when it fits a listpack
-//! under the server's settings, and field by field otherwise; every other
-//! record is written field by field. Either way the record must be the
+//! SAVECODE and SAVESTATE write their record, EXCHANGE and ROTATE their
+//! tombstone, in one piece (`RESTORE key at payload ABSTTL [REPLACE]`, a
+//! listpack built by the module) when it fits a listpack under the server's
+//! settings, and field by field otherwise; every other record is written
+//! field by field. Either way the record must be the
 //! hash `HSET` would have built: same fields in the same order, same
 //! encoding, same memory. These tests compare the two against a real server,
 //! make Redis validate every payload deeply, and check the fallback.
@@ -204,9 +205,9 @@ fn redis_accepts_every_payload_under_deep_sanitization() {
         ],
     );
     reply.expect("exchange");
-    // The code only: the tombstone and the tokens are written field by field
-    // (a RESTORE run by the module shows in MONITOR and SLOWLOG).
-    assert_eq!(restores(&mut c), before + 1);
+    // The code, then its tombstone (RESTORE ... REPLACE); the tokens are
+    // written field by field (a RESTORE run by the module shows in MONITOR).
+    assert_eq!(restores(&mut c), before + 2);
     assert_eq!(
         field_of(&mut c, "{g}:code", "_kind").as_deref(),
         Some("code")
@@ -227,8 +228,8 @@ fn redis_accepts_every_payload_under_deep_sanitization() {
         ],
     )
     .expect("rotate");
-    // Successor, new access token, and the old token's tombstone: field by field.
-    assert_eq!(restores(&mut c), before);
+    // The old token's tombstone; successor and new access token field by field.
+    assert_eq!(restores(&mut c), before + 1);
 
     let before = restores(&mut c);
     ok(

@@ -213,14 +213,10 @@ fn secrets_and_the_records_made_from_them_stay_out_of_monitor_and_slowlog() {
     let slowlog = format!("{:?}", run(&mut c, &["SLOWLOG", "GET", "-1"]).unwrap());
     let hash = hex(&Sha256::digest(format!("{SECRET}x").as_bytes()));
     for (what, text) in [("MONITOR", &shown), ("SLOWLOG", &slowlog)] {
-        for secret in [
-            VERIFIER,
-            SECRET,
-            hash.as_str(),
-            "eyJ-upstream-login-token",
-            "RESTORE",
-            "restore",
-        ] {
+        // The code's field, which the tokens carry, proves that no token went
+        // through RESTORE (tombstones may: they hold kind, times and key
+        // names only).
+        for secret in [VERIFIER, SECRET, hash.as_str(), "eyJ-upstream-login-token"] {
             assert!(!text.contains(secret), "{what} shows {secret}:\n{text}");
         }
     }

@@ -244,7 +244,7 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     // tombstone goes first, written now from these borrowed fields.
     let mut consumed = [0u8; 20];
     drop(code);
-    effects::replace_at_once(
+    effects::replace_tombstone_at_once(
         ctx,
         code_key,
         &record::tombstone_pairs(

@@ -248,7 +248,7 @@ pub fn rotate(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
                 Some(at) => at,
                 None => expiry_at(now, limits.refresh_max_ttl)?,
             };
-            fx.replace_hash(old_key, stone, stone_at);
+            fx.replace_tombstone(old_key, stone, stone_at);
             let new_at = expiry_at(now, ttl)?;
             let mut successor = with_grant(record::new_record(Kind::Refresh, now, &fields));
             successor.push((F_PREVIOUS.to_vec(), old_key.as_slice().to_vec()));
