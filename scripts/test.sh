@@ -3,7 +3,8 @@
 # formatting, clippy, the pure-core import rule, unit and property tests, the
 # integration tests (including the 6-node Cluster, chaos, replication and
 # durability tests) against Debian's Redis 7.0, the Python and Node client
-# packages' tests (redis-py, node-redis, ioredis; standalone and Cluster), a
+# packages' tests (redis-py, node-redis, ioredis; standalone and Cluster), the
+# reference gateway's end-to-end tests (examples/gateway), a
 # valgrind memcheck run, the integration tests again on Valkey 9.1 and Redis
 # 7.4 (fetched by scripts/servers.sh), and the refusal of Redis 6.2. CI runs
 # exactly this.
@@ -45,6 +46,8 @@ cargo test --release --lib --tests
 echo "== client packages against the module (Redis 7.0, standalone and a 3-master Cluster)"
 bash clients/python/run-tests.sh
 bash clients/node/run-tests.sh
+echo "== the reference gateway end to end (authlib over HTTP, Redis 7.0)"
+bash examples/gateway/run-tests.sh
 
 echo "== memory safety: the chaos workload under valgrind memcheck (Redis 7.0)"
 bash scripts/valgrind.sh
