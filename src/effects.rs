@@ -166,11 +166,7 @@ impl Effects {
         pairs: impl IntoIterator<Item = (F, V)>,
         at_ms: i64,
     ) -> &mut Self {
-        let rec: Record = pairs.into_iter().collect();
-        if rec.is_empty() {
-            return self.del(key);
-        }
-        self.create(key, Body::Owned(rec), at_ms, true)
+        self.replace(key, pairs.into_iter().collect(), at_ms, false)
     }
     /// A consumed code's or rotated refresh token's tombstone taking the
     /// place of the record: one `RESTORE ... ABSTTL REPLACE` when it fits a
@@ -184,11 +180,13 @@ impl Effects {
         pairs: impl IntoIterator<Item = (F, V)>,
         at_ms: i64,
     ) -> &mut Self {
-        let rec: Record = pairs.into_iter().collect();
+        self.replace(key, pairs.into_iter().collect(), at_ms, true)
+    }
+    fn replace(&mut self, key: &RedisString, rec: Record, at: i64, tombstone: bool) -> &mut Self {
         if rec.is_empty() {
             return self.del(key);
         }
-        self.push_create(key, Body::Owned(rec), at_ms, true, true)
+        self.push_create(key, Body::Owned(rec), at, true, tombstone)
     }
     fn create(&mut self, key: &RedisString, body: Body, at: i64, replace: bool) -> &mut Self {
         self.push_create(key, body, at, replace, false)

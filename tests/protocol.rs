@@ -596,21 +596,8 @@ impl Events<'_> {
         self.markers += 1;
         let marker = format!("marker:{}", self.markers);
         ok(c, &["SET", &marker, "1"]);
-        let mut seen = Vec::new();
-        loop {
-            let msg = self.ps.get_message().expect("a keyspace event in time");
-            let event = msg
-                .get_channel_name()
-                .strip_prefix("__keyevent@0__:")
-                .expect("a keyevent channel")
-                .to_string();
-            let key: String = msg.get_payload().expect("key name");
-            if key == marker {
-                assert_eq!(event, "set");
-                return (result, seen);
-            }
-            seen.push((event, key));
-        }
+        let seen = keyevents_until(&mut self.ps, &marker);
+        (result, seen)
     }
 }
 

@@ -110,15 +110,7 @@ fn workload(c: &mut Connection) {
 
 #[test]
 fn replica_holds_the_masters_state() {
-    let master = Server::start_with(Opts {
-        tcp: true,
-        ..Opts::default()
-    });
-    let replica = Server::start_with(Opts {
-        replica_of: Some(master.port),
-        ..Opts::default()
-    });
-    wait_link_up(&replica);
+    let (master, replica) = master_and_replica(Opts::default());
     let mut m = master.conn();
     workload(&mut m);
     master.wait_replica(&replica);
@@ -355,15 +347,7 @@ fn assert_same(master: &Server, replica: &Server) {
 
 #[test]
 fn replica_follows_a_long_random_mix_through_full_and_partial_resyncs() {
-    let master = Server::start_with(Opts {
-        tcp: true,
-        ..Opts::default()
-    });
-    let replica = Server::start_with(Opts {
-        replica_of: Some(master.port),
-        ..Opts::default()
-    });
-    wait_link_up(&replica);
+    let (master, replica) = master_and_replica(Opts::default());
     let mut m = master.conn();
     let done = random_mix(&mut m, 7, 4000);
     assert_same(&master, &replica);
@@ -416,27 +400,17 @@ fn replica_follows_a_long_random_mix_through_full_and_partial_resyncs() {
     // Full resync: a new replica process with an empty dataset.
     drop(replica);
     random_mix(&mut m, 13, 1500);
-    let fresh = Server::start_with(Opts {
-        replica_of: Some(master.port),
-        ..Opts::default()
-    });
-    wait_link_up(&fresh);
+    let fresh = replica_of(&master);
     random_mix(&mut m, 17, 500);
     assert_same(&master, &fresh);
 }
 
 #[test]
 fn a_replica_never_expires_or_writes_on_its_own() {
-    let master = Server::start_with(Opts {
-        tcp: true,
+    let (master, replica) = master_and_replica(Opts {
         server_args: vec!["--enable-debug-command".into(), "yes".into()],
         ..Opts::default()
     });
-    let replica = Server::start_with(Opts {
-        replica_of: Some(master.port),
-        ..Opts::default()
-    });
-    wait_link_up(&replica);
     let mut m = master.conn();
     run(&mut m, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]).unwrap();
     run(

@@ -95,35 +95,9 @@ fn every_write() -> Vec<Vec<String>> {
     v
 }
 
-/// Every keyspace event a pubsub connection receives until the marker key.
-fn events_until(ps: &mut redis::PubSub, marker: &str) -> Vec<(String, String)> {
-    let mut seen = Vec::new();
-    loop {
-        let msg = ps.get_message().expect("a keyspace event in time");
-        let event = msg
-            .get_channel_name()
-            .strip_prefix("__keyevent@0__:")
-            .expect("a keyevent channel")
-            .to_string();
-        let key: String = msg.get_payload().expect("key name");
-        if key == marker {
-            return seen;
-        }
-        seen.push((event, key));
-    }
-}
-
 #[test]
 fn a_replica_raises_the_keyspace_events_the_master_raises() {
-    let master = Server::start_with(Opts {
-        tcp: true,
-        ..Opts::default()
-    });
-    let replica = Server::start_with(Opts {
-        replica_of: Some(master.port),
-        ..Opts::default()
-    });
-    wait_link_up(&replica);
+    let (master, replica) = master_and_replica(Opts::default());
     let mut m = master.conn();
     let mut r = replica.conn();
     for c in [&mut m, &mut r] {
@@ -142,8 +116,8 @@ fn a_replica_raises_the_keyspace_events_the_master_raises() {
         let _ = run(&mut m, &refs(args));
         let marker = format!("marker:{i}");
         ok(&mut m, &["SET", &marker, "1"]);
-        let on_master = events_until(&mut mps, &marker);
-        let on_replica = events_until(&mut rps, &marker);
+        let on_master = keyevents_until(&mut mps, &marker);
+        let on_replica = keyevents_until(&mut rps, &marker);
         assert_eq!(on_master, on_replica, "{args:?}");
     }
     master.wait_replica(&replica);

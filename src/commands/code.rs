@@ -10,7 +10,7 @@ use smallvec::SmallVec;
 
 use super::{arg, bytes, create_record, expiry_at};
 use crate::clock::now_ms;
-use crate::core::grammar::{self, Arg, Grammar, Opt, Shape};
+use crate::core::grammar::{self, Grammar};
 use crate::core::record::{
     self, after_failure, check_exchange, code_state, AttemptOutcome, CodeState, ExchangeRequest,
     GrantFailure, Kind, F_ATTEMPTS, F_CODE, F_GRANT,
@@ -41,26 +41,10 @@ pub fn savecode(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
 pub static GRAMMAR: Grammar = Grammar {
     from: 5,
     options: &[
-        Opt {
-            word: "ISSUE",
-            shape: Shape::Args(&[Arg::Key, Arg::Value]),
-            needs: "token_key and token_ttl",
-        },
-        Opt {
-            word: "REFRESH",
-            shape: Shape::Args(&[Arg::Key, Arg::Value]),
-            needs: "refresh_key and refresh_ttl",
-        },
-        Opt {
-            word: "GRANT",
-            shape: Shape::Args(&[Arg::Key]),
-            needs: "grant_key",
-        },
-        Opt {
-            word: "FIELDS",
-            shape: Shape::Fields,
-            needs: "numfields field value ...",
-        },
+        grammar::ISSUE,
+        grammar::REFRESH,
+        grammar::GRANT,
+        grammar::FIELDS,
     ],
 };
 

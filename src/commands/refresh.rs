@@ -11,7 +11,7 @@ use redis_module::{Context, RedisString};
 
 use super::{arg, bytes, expiry_at};
 use crate::clock::now_ms;
-use crate::core::grammar::{self, Arg, Grammar, Opt, Shape};
+use crate::core::grammar::{self, Grammar};
 use crate::core::record::{self, Kind, Record, F_CREATED, F_GRANT, F_KIND};
 use crate::core::token::{
     decide_rotation, is_cut_off, rotated_marks, successor_fields, RotateDecision, F_GRACE_LEFT,
@@ -26,33 +26,14 @@ use crate::info::{self, Counter};
 use crate::keys::{load_cutoffs, load_record, require_absent, Key};
 use crate::reply::{Reply, Value};
 
-/// A `CUTOFF numkeys cutoff_key ...` option (ROTATE, INTROSPECT).
-pub const CUTOFF: Opt = Opt {
-    word: "CUTOFF",
-    shape: Shape::KeyList,
-    needs: "numkeys and cutoff keys",
-};
-
 /// ROTATE's options, after `old_key new_key refresh_ttl`.
 pub static GRAMMAR: Grammar = Grammar {
     from: 4,
     options: &[
-        Opt {
-            word: "ISSUE",
-            shape: Shape::Args(&[Arg::Key, Arg::Value]),
-            needs: "token_key and token_ttl",
-        },
-        Opt {
-            word: "GRACE",
-            shape: Shape::Args(&[Arg::Value]),
-            needs: "seconds",
-        },
-        CUTOFF,
-        Opt {
-            word: "FIELDS",
-            shape: Shape::Fields,
-            needs: "numfields field value ...",
-        },
+        grammar::ISSUE,
+        grammar::GRACE,
+        grammar::CUTOFF,
+        grammar::FIELDS,
     ],
 };
 

@@ -6,10 +6,10 @@ use std::collections::HashSet;
 
 use redis_module::{Context, RedisString};
 
-use super::refresh::{cutoff_keys, CUTOFF};
+use super::refresh::cutoff_keys;
 use super::{arg, bytes, expiry_at, record_strings};
 use crate::clock::now_ms;
-use crate::core::grammar::{self, Arg, Grammar, Opt, Shape};
+use crate::core::grammar::{self, Grammar};
 use crate::core::record::{self, is_reserved_field, Kind, Record, F_CREATED, F_GRANT};
 use crate::core::token::is_cut_off;
 use crate::core::validate::{parse_fields, parse_ttl, Limits};
@@ -24,24 +24,13 @@ use crate::reply::{RecordMap, Reply, Value};
 /// SAVETOKEN's options, after `key ttl`.
 pub static SAVETOKEN_GRAMMAR: Grammar = Grammar {
     from: 3,
-    options: &[
-        Opt {
-            word: "GRANT",
-            shape: Shape::Args(&[Arg::Key]),
-            needs: "grant_key",
-        },
-        Opt {
-            word: "FIELDS",
-            shape: Shape::Fields,
-            needs: "numfields field value ...",
-        },
-    ],
+    options: &[grammar::GRANT, grammar::FIELDS],
 };
 
 /// INTROSPECT's options, after `key`.
 pub static INTROSPECT_GRAMMAR: Grammar = Grammar {
     from: 2,
-    options: &[CUTOFF],
+    options: &[grammar::CUTOFF],
 };
 
 /// `OAUTH.SAVETOKEN key ttl [GRANT grant_key] FIELDS numfields field value [field value ...]`

@@ -57,6 +57,48 @@ impl Opt {
     }
 }
 
+/// `ISSUE token_key token_ttl` (EXCHANGE, ROTATE).
+pub const ISSUE: Opt = Opt {
+    word: "ISSUE",
+    shape: Shape::Args(&[Arg::Key, Arg::Value]),
+    needs: "token_key and token_ttl",
+};
+
+/// `REFRESH refresh_key refresh_ttl` (EXCHANGE).
+pub const REFRESH: Opt = Opt {
+    word: "REFRESH",
+    shape: Shape::Args(&[Arg::Key, Arg::Value]),
+    needs: "refresh_key and refresh_ttl",
+};
+
+/// `GRANT grant_key` (EXCHANGE, SAVETOKEN).
+pub const GRANT: Opt = Opt {
+    word: "GRANT",
+    shape: Shape::Args(&[Arg::Key]),
+    needs: "grant_key",
+};
+
+/// `GRACE seconds` (ROTATE).
+pub const GRACE: Opt = Opt {
+    word: "GRACE",
+    shape: Shape::Args(&[Arg::Value]),
+    needs: "seconds",
+};
+
+/// `CUTOFF numkeys cutoff_key [cutoff_key ...]` (ROTATE, INTROSPECT).
+pub const CUTOFF: Opt = Opt {
+    word: "CUTOFF",
+    shape: Shape::KeyList,
+    needs: "numkeys and cutoff keys",
+};
+
+/// `FIELDS numfields field value [field value ...]`, always last.
+pub const FIELDS: Opt = Opt {
+    word: "FIELDS",
+    shape: Shape::Fields,
+    needs: "numfields field value ...",
+};
+
 /// A command's options: they start at argument `from` (the command name is
 /// argument 0), come in any order, each at most once; `FIELDS` is last.
 #[derive(Debug)]
@@ -226,28 +268,7 @@ mod tests {
 
     static G: Grammar = Grammar {
         from: 5,
-        options: &[
-            Opt {
-                word: "ISSUE",
-                shape: Shape::Args(&[Arg::Key, Arg::Value]),
-                needs: "token_key and token_ttl",
-            },
-            Opt {
-                word: "GRANT",
-                shape: Shape::Args(&[Arg::Key]),
-                needs: "grant_key",
-            },
-            Opt {
-                word: "GRACE",
-                shape: Shape::Args(&[Arg::Value]),
-                needs: "seconds",
-            },
-            Opt {
-                word: "FIELDS",
-                shape: Shape::Fields,
-                needs: "numfields field value ...",
-            },
-        ],
+        options: &[ISSUE, GRANT, GRACE, FIELDS],
     };
 
     fn args(s: &str) -> Vec<&[u8]> {

@@ -253,6 +253,42 @@ impl Server {
     }
 }
 
+/// A master on a TCP port (`opts` plus `tcp`) and a replica of it, synced.
+pub fn master_and_replica(opts: Opts) -> (Server, Server) {
+    let master = Server::start_with(Opts { tcp: true, ..opts });
+    let replica = replica_of(&master);
+    (master, replica)
+}
+
+/// A new replica of `master`, synced.
+pub fn replica_of(master: &Server) -> Server {
+    let replica = Server::start_with(Opts {
+        replica_of: Some(master.port),
+        ..Opts::default()
+    });
+    wait_link_up(&replica);
+    replica
+}
+
+/// Every keyspace event (`__keyevent@0__:*`) a subscriber receives before the
+/// one on `marker`, as (event, key).
+pub fn keyevents_until(ps: &mut redis::PubSub, marker: &str) -> Vec<(String, String)> {
+    let mut seen = Vec::new();
+    loop {
+        let msg = ps.get_message().expect("a keyspace event in time");
+        let event = msg
+            .get_channel_name()
+            .strip_prefix("__keyevent@0__:")
+            .expect("a keyevent channel")
+            .to_string();
+        let key: String = msg.get_payload().expect("key name");
+        if key == marker {
+            return seen;
+        }
+        seen.push((event, key));
+    }
+}
+
 /// Waits (up to 30 s) until a replica's link to its master is up (its
 /// initial sync done).
 pub fn wait_link_up(replica: &Server) {
