@@ -27,18 +27,18 @@ pub struct BoolSetting {
     pub doc: &'static str,
 }
 
-static CODE_MAX_TTL: AtomicI64 = AtomicI64::new(600);
-static TOKEN_MAX_TTL: AtomicI64 = AtomicI64::new(2_592_000);
-static STATE_MAX_TTL: AtomicI64 = AtomicI64::new(600);
-static CODE_MAX_ATTEMPTS: AtomicI64 = AtomicI64::new(3);
-static RECORD_MAX_FIELDS: AtomicI64 = AtomicI64::new(64);
-static RECORD_MAX_BYTES: AtomicI64 = AtomicI64::new(16_384);
-static REFRESH_MAX_TTL: AtomicI64 = AtomicI64::new(31_536_000);
-static REFRESH_GRACE_MAX: AtomicI64 = AtomicI64::new(300);
-static REFRESH_GRACE_USES: AtomicI64 = AtomicI64::new(2);
-static CLIENT_MAX_TTL: AtomicI64 = AtomicI64::new(10 * YEAR);
-static REQUIRE_PKCE: AtomicBool = AtomicBool::new(true);
-static ALLOW_PLAIN_PKCE: AtomicBool = AtomicBool::new(false);
+static CODE_MAX_TTL: AtomicI64 = AtomicI64::new(Limits::DEFAULT.code_max_ttl);
+static TOKEN_MAX_TTL: AtomicI64 = AtomicI64::new(Limits::DEFAULT.token_max_ttl);
+static STATE_MAX_TTL: AtomicI64 = AtomicI64::new(Limits::DEFAULT.state_max_ttl);
+static CODE_MAX_ATTEMPTS: AtomicI64 = AtomicI64::new(Limits::DEFAULT.code_max_attempts);
+static RECORD_MAX_FIELDS: AtomicI64 = AtomicI64::new(Limits::DEFAULT.record_max_fields);
+static RECORD_MAX_BYTES: AtomicI64 = AtomicI64::new(Limits::DEFAULT.record_max_bytes);
+static REFRESH_MAX_TTL: AtomicI64 = AtomicI64::new(Limits::DEFAULT.refresh_max_ttl);
+static REFRESH_GRACE_MAX: AtomicI64 = AtomicI64::new(Limits::DEFAULT.refresh_grace_max);
+static REFRESH_GRACE_USES: AtomicI64 = AtomicI64::new(Limits::DEFAULT.refresh_grace_uses);
+static CLIENT_MAX_TTL: AtomicI64 = AtomicI64::new(Limits::DEFAULT.client_max_ttl);
+static REQUIRE_PKCE: AtomicBool = AtomicBool::new(Limits::DEFAULT.require_pkce);
+static ALLOW_PLAIN_PKCE: AtomicBool = AtomicBool::new(Limits::DEFAULT.allow_plain_pkce);
 
 const YEAR: i64 = 366 * 24 * 3600;
 
@@ -46,7 +46,7 @@ pub static INT_SETTINGS: &[IntSetting] = &[
     IntSetting {
         name: "code-max-ttl",
         value: &CODE_MAX_TTL,
-        default: 600,
+        default: Limits::DEFAULT.code_max_ttl,
         min: 1,
         max: 86_400,
         doc: "longest authorization-code ttl in seconds",
@@ -54,7 +54,7 @@ pub static INT_SETTINGS: &[IntSetting] = &[
     IntSetting {
         name: "token-max-ttl",
         value: &TOKEN_MAX_TTL,
-        default: 2_592_000,
+        default: Limits::DEFAULT.token_max_ttl,
         min: 1,
         max: 10 * YEAR,
         doc: "longest token ttl in seconds",
@@ -62,7 +62,7 @@ pub static INT_SETTINGS: &[IntSetting] = &[
     IntSetting {
         name: "state-max-ttl",
         value: &STATE_MAX_TTL,
-        default: 600,
+        default: Limits::DEFAULT.state_max_ttl,
         min: 1,
         max: 86_400,
         doc: "longest state/nonce ttl in seconds",
@@ -70,7 +70,7 @@ pub static INT_SETTINGS: &[IntSetting] = &[
     IntSetting {
         name: "code-max-attempts",
         value: &CODE_MAX_ATTEMPTS,
-        default: 3,
+        default: Limits::DEFAULT.code_max_attempts,
         min: 1,
         max: 1000,
         doc: "failed exchanges that burn a code",
@@ -78,7 +78,7 @@ pub static INT_SETTINGS: &[IntSetting] = &[
     IntSetting {
         name: "record-max-fields",
         value: &RECORD_MAX_FIELDS,
-        default: 64,
+        default: Limits::DEFAULT.record_max_fields,
         min: 1,
         max: 4096,
         doc: "most caller fields in one record",
@@ -86,7 +86,7 @@ pub static INT_SETTINGS: &[IntSetting] = &[
     IntSetting {
         name: "record-max-bytes",
         value: &RECORD_MAX_BYTES,
-        default: 16_384,
+        default: Limits::DEFAULT.record_max_bytes,
         min: 64,
         max: 16 * 1024 * 1024,
         doc: "most bytes of caller field names and values in one record",
@@ -94,7 +94,7 @@ pub static INT_SETTINGS: &[IntSetting] = &[
     IntSetting {
         name: "refresh-max-ttl",
         value: &REFRESH_MAX_TTL,
-        default: 31_536_000,
+        default: Limits::DEFAULT.refresh_max_ttl,
         min: 1,
         max: 10 * YEAR,
         doc: "longest refresh-token ttl in seconds",
@@ -102,7 +102,7 @@ pub static INT_SETTINGS: &[IntSetting] = &[
     IntSetting {
         name: "refresh-grace-max",
         value: &REFRESH_GRACE_MAX,
-        default: 300,
+        default: Limits::DEFAULT.refresh_grace_max,
         min: 0,
         max: 3600,
         doc: "longest GRACE window of OAUTH.ROTATE in seconds",
@@ -110,7 +110,7 @@ pub static INT_SETTINGS: &[IntSetting] = &[
     IntSetting {
         name: "refresh-grace-uses",
         value: &REFRESH_GRACE_USES,
-        default: 2,
+        default: Limits::DEFAULT.refresh_grace_uses,
         min: 1,
         max: 100,
         doc: "replays of a rotated refresh token allowed within its grace window",
@@ -118,7 +118,7 @@ pub static INT_SETTINGS: &[IntSetting] = &[
     IntSetting {
         name: "client-max-ttl",
         value: &CLIENT_MAX_TTL,
-        default: 10 * YEAR,
+        default: Limits::DEFAULT.client_max_ttl,
         min: 1,
         max: 100 * YEAR,
         doc: "longest client-registration ttl in seconds (also the ttl when none is given)",
@@ -129,13 +129,13 @@ pub static BOOL_SETTINGS: &[BoolSetting] = &[
     BoolSetting {
         name: "require-pkce",
         value: &REQUIRE_PKCE,
-        default: true,
+        default: Limits::DEFAULT.require_pkce,
         doc: "codes must carry code_challenge",
     },
     BoolSetting {
         name: "allow-plain-pkce",
         value: &ALLOW_PLAIN_PKCE,
-        default: false,
+        default: Limits::DEFAULT.allow_plain_pkce,
         doc: "accept code_challenge_method plain",
     },
 ];

@@ -1,5 +1,5 @@
 //! Counters since start, shown by `INFO oauth` (fields prefixed `oauth_`).
-//! The INFO section iterates the same enum the handlers bump, so none is forgotten.
+//! One list declares each counter with its INFO name, so none is forgotten.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -7,59 +7,45 @@ use redis_module::{InfoContext, RedisResult};
 
 use crate::core::record::GrantFailure;
 
-#[derive(Debug, Clone, Copy)]
-#[repr(usize)]
-pub enum Counter {
-    CodesSaved,
-    CodesExchanged,
-    ExchangeFailNotFound,
-    ExchangeFailReused,
-    ExchangeFailClient,
-    ExchangeFailRedirect,
-    ExchangeFailPkce,
-    CodesBurned,
-    TokensSaved,
-    TokensIntrospected,
-    TokensRevoked,
-    StatesSaved,
-    StatesConsumed,
-    RateLimitAllowed,
-    RateLimitLimited,
-    RefreshRotated,
-    RefreshReplayed,
-    RefreshReused,
-    GrantsRevoked,
-    CutoffsSet,
-    ClientsSaved,
-    ClientVerifyFailed,
-    Panics,
+/// Declares `Counter` and, in the same order, the INFO name of each variant:
+/// one list, so a counter cannot exist without its name.
+macro_rules! counters {
+    ($($variant:ident => $name:literal,)*) => {
+        #[derive(Debug, Clone, Copy)]
+        #[repr(usize)]
+        pub enum Counter {
+            $($variant,)*
+        }
+
+        const NAMES: &[&str] = &[$($name,)*];
+    };
 }
 
-const NAMES: &[&str] = &[
-    "codes_saved",
-    "codes_exchanged",
-    "exchange_fail_not_found",
-    "exchange_fail_reused",
-    "exchange_fail_client",
-    "exchange_fail_redirect",
-    "exchange_fail_pkce",
-    "codes_burned",
-    "tokens_saved",
-    "tokens_introspected",
-    "tokens_revoked",
-    "states_saved",
-    "states_consumed",
-    "ratelimit_allowed",
-    "ratelimit_limited",
-    "refresh_rotated",
-    "refresh_replayed",
-    "refresh_reused",
-    "grants_revoked",
-    "cutoffs_set",
-    "clients_saved",
-    "client_verify_failed",
-    "panics",
-];
+counters! {
+    CodesSaved => "codes_saved",
+    CodesExchanged => "codes_exchanged",
+    ExchangeFailNotFound => "exchange_fail_not_found",
+    ExchangeFailReused => "exchange_fail_reused",
+    ExchangeFailClient => "exchange_fail_client",
+    ExchangeFailRedirect => "exchange_fail_redirect",
+    ExchangeFailPkce => "exchange_fail_pkce",
+    CodesBurned => "codes_burned",
+    TokensSaved => "tokens_saved",
+    TokensIntrospected => "tokens_introspected",
+    TokensRevoked => "tokens_revoked",
+    StatesSaved => "states_saved",
+    StatesConsumed => "states_consumed",
+    RateLimitAllowed => "ratelimit_allowed",
+    RateLimitLimited => "ratelimit_limited",
+    RefreshRotated => "refresh_rotated",
+    RefreshReplayed => "refresh_replayed",
+    RefreshReused => "refresh_reused",
+    GrantsRevoked => "grants_revoked",
+    CutoffsSet => "cutoffs_set",
+    ClientsSaved => "clients_saved",
+    ClientVerifyFailed => "client_verify_failed",
+    Panics => "panics",
+}
 
 #[allow(clippy::declare_interior_mutable_const)]
 const ZERO: AtomicU64 = AtomicU64::new(0);

@@ -24,22 +24,28 @@ pub struct Limits {
     pub client_max_ttl: i64,
 }
 
+impl Limits {
+    /// The settings' defaults: the one place they are written (the module
+    /// configuration registers these, and unit tests use them).
+    pub const DEFAULT: Limits = Limits {
+        code_max_ttl: 600,
+        token_max_ttl: 2_592_000,
+        state_max_ttl: 600,
+        code_max_attempts: 3,
+        require_pkce: true,
+        allow_plain_pkce: false,
+        record_max_fields: 64,
+        record_max_bytes: 16_384,
+        refresh_max_ttl: 31_536_000,
+        refresh_grace_max: 300,
+        refresh_grace_uses: 2,
+        client_max_ttl: 10 * 366 * 24 * 3600,
+    };
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            code_max_ttl: 600,
-            token_max_ttl: 2_592_000,
-            state_max_ttl: 600,
-            code_max_attempts: 3,
-            require_pkce: true,
-            allow_plain_pkce: false,
-            record_max_fields: 64,
-            record_max_bytes: 16_384,
-            refresh_max_ttl: 31_536_000,
-            refresh_grace_max: 300,
-            refresh_grace_uses: 2,
-            client_max_ttl: 10 * 366 * 24 * 3600,
-        }
+        Limits::DEFAULT
     }
 }
 
