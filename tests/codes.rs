@@ -60,13 +60,6 @@ fn field_of(c: &mut Connection, key: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
-/// Runs a command that must fail with `expected` and leave the data untouched.
-fn refused_unchanged(c: &mut Connection, args: &[&str], expected: &str) {
-    let before = snapshot(c);
-    assert_eq!(err(c, args), expected, "{args:?}");
-    assert_eq!(snapshot(c), before, "{args:?} changed the data");
-}
-
 #[test]
 fn rfc7636_vector_exchanges_once_and_leaves_a_tombstone() {
     let s = Server::start();

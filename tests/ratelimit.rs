@@ -22,12 +22,6 @@ fn get(c: &mut Connection, key: &str) -> Option<String> {
     redis::cmd("GET").arg(key).query(c).expect("GET")
 }
 
-fn refused_unchanged(c: &mut Connection, args: &[&str], expected: &str) {
-    let before = snapshot(c);
-    assert_eq!(err(c, args), expected, "{args:?}");
-    assert_eq!(snapshot(c), before, "{args:?} changed the data");
-}
-
 /// Runs a command that must fail with an error starting with `prefix` and change nothing.
 fn refused_prefix_unchanged(c: &mut Connection, args: &[&str], prefix: &str) -> String {
     let before = snapshot(c);

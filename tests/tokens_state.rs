@@ -12,12 +12,6 @@ const NOT_A_TOKEN: &str =
 const NOT_A_STATE: &str =
     "WRONGTYPE key does not hold a state record; it holds another kind of record or a plain hash";
 
-fn refused_unchanged(c: &mut Connection, args: &[&str], expected: &str) {
-    let before = snapshot(c);
-    assert_eq!(err(c, args), expected, "{args:?}");
-    assert_eq!(snapshot(c), before, "{args:?} changed the data");
-}
-
 fn created_of(c: &mut Connection, key: &str) -> i64 {
     hgetall(c, key)
         .into_iter()

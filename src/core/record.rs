@@ -578,6 +578,11 @@ mod tests {
         );
     }
 
+    /// An INVALID_REQUEST with exactly this sentence.
+    fn refused(r: OResult<()>, sentence: &str) {
+        assert_eq!(r, Err(OAuthError::invalid_request(sentence.to_string())));
+    }
+
     #[test]
     fn savecode_validation() {
         let l = Limits::default();
@@ -589,16 +594,25 @@ mod tests {
         assert!(validate_code_fields(&ok, &l).is_ok());
         let no_client: Vec<Pair> =
             vec![(b"code_challenge", C), (b"code_challenge_method", b"S256")];
-        assert!(validate_code_fields(&no_client, &l).is_err());
+        refused(
+            validate_code_fields(&no_client, &l),
+            "client_id is required",
+        );
         let plain: Vec<Pair> = vec![(b"client_id", b"a"), (b"code_challenge", C)];
-        assert!(validate_code_fields(&plain, &l).is_err());
+        refused(
+            validate_code_fields(&plain, &l),
+            "code_challenge_method plain is not allowed (allow-plain-pkce is off); use S256",
+        );
         let l2 = Limits {
             allow_plain_pkce: true,
             ..l
         };
         assert!(validate_code_fields(&plain, &l2).is_ok());
         let none: Vec<Pair> = vec![(b"client_id", b"a")];
-        assert!(validate_code_fields(&none, &l).is_err());
+        refused(
+            validate_code_fields(&none, &l),
+            "code_challenge is required (require-pkce is on)",
+        );
         let l3 = Limits {
             require_pkce: false,
             ..l
@@ -606,19 +620,28 @@ mod tests {
         assert!(validate_code_fields(&none, &l3).is_ok());
         let method_only: Vec<Pair> =
             vec![(b"client_id", b"a"), (b"code_challenge_method", b"S256")];
-        assert!(validate_code_fields(&method_only, &l3).is_err());
+        refused(
+            validate_code_fields(&method_only, &l3),
+            "code_challenge_method given without code_challenge",
+        );
         let bad: Vec<Pair> = vec![
             (b"client_id", b"a"),
             (b"code_challenge", b"short"),
             (b"code_challenge_method", b"S256"),
         ];
-        assert!(validate_code_fields(&bad, &l).is_err());
+        refused(
+            validate_code_fields(&bad, &l),
+            "code_challenge must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~",
+        );
         let bad_m: Vec<Pair> = vec![
             (b"client_id", b"a"),
             (b"code_challenge", C),
             (b"code_challenge_method", b"S512"),
         ];
-        assert!(validate_code_fields(&bad_m, &l).is_err());
+        refused(
+            validate_code_fields(&bad_m, &l),
+            "code_challenge_method must be S256 or plain",
+        );
     }
 
     #[test]

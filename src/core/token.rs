@@ -156,7 +156,10 @@ mod tests {
         let old = rec(&[("_kind", "refresh"), ("scope", "read write"), ("sub", "u1")]);
         let f = successor_fields(&old, &[(b"scope", b"read")]).unwrap();
         assert_eq!(f, vec![(&b"sub"[..], &b"u1"[..]), (b"scope", b"read")]);
-        assert!(successor_fields(&old, &[(b"scope", b"admin")]).is_err());
+        assert_eq!(
+            successor_fields(&old, &[(b"scope", b"admin")]),
+            Err("scope cannot widen on refresh")
+        );
     }
 
     #[test]

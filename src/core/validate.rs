@@ -254,10 +254,16 @@ mod tests {
     fn ttl_bounds() {
         assert_eq!(parse_ttl(b"1", 600), Ok(1));
         assert_eq!(parse_ttl(b"600", 600), Ok(600));
-        assert!(parse_ttl(b"601", 600).is_err());
-        assert!(parse_ttl(b"0", 600).is_err());
-        assert!(parse_ttl(b"-1", 600).is_err());
-        assert!(parse_ttl(b"abc", 600).is_err());
+        let range = Err(OAuthError::invalid_request(
+            "ttl must be an integer from 1 to 600",
+        ));
+        assert_eq!(parse_ttl(b"601", 600), range);
+        assert_eq!(parse_ttl(b"0", 600), range);
+        assert_eq!(parse_ttl(b"-1", 600), range);
+        assert_eq!(
+            parse_ttl(b"abc", 600),
+            Err(OAuthError::invalid_request("ttl is not an integer"))
+        );
     }
 
     #[test]
@@ -304,8 +310,16 @@ mod tests {
             record_max_bytes: 10,
             ..Limits::default()
         };
-        assert!(parse_fields(&a(&["FIELDS", "3", "a", "1", "b", "2", "c", "3"]), &l).is_err());
-        assert!(parse_fields(&a(&["FIELDS", "1", "abcde", "123456"]), &l).is_err());
+        let e = parse_fields(&a(&["FIELDS", "3", "a", "1", "b", "2", "c", "3"]), &l).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "INVALID_REQUEST too many fields: at most 2 per record (record-max-fields)"
+        );
+        let e = parse_fields(&a(&["FIELDS", "1", "abcde", "123456"]), &l).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "INVALID_REQUEST record too large: at most 10 bytes of field names and values (record-max-bytes)"
+        );
         assert!(parse_fields(&a(&["FIELDS", "1", "abcde", "12345"]), &l).is_ok());
     }
 

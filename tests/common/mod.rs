@@ -343,6 +343,14 @@ impl Drop for Server {
     }
 }
 
+/// Runs a command that must fail with exactly `expected` and leave the data
+/// untouched.
+pub fn refused_unchanged(c: &mut Connection, args: &[&str], expected: &str) {
+    let before = snapshot(c);
+    assert_eq!(err(c, args), expected, "{args:?}");
+    assert_eq!(snapshot(c), before, "{args:?} changed the data");
+}
+
 /// Runs a command and returns the raw reply (errors as Err with the full text).
 pub fn run(c: &mut Connection, args: &[&str]) -> redis::RedisResult<Value> {
     let mut cmd = redis::cmd(args[0]);
