@@ -8,18 +8,18 @@
 use redis_module::{Context, RedisString};
 use smallvec::SmallVec;
 
-use super::{arg, bytes, create_record, expiry_at};
+use super::{arg, bytes, create_record};
 use crate::clock::now_ms;
 use crate::core::grammar::{self, Grammar};
 use crate::core::record::{
-    self, after_failure, check_exchange, code_state, AttemptOutcome, CodeState, ExchangeRequest,
-    GrantFailure, Kind, F_ATTEMPTS, F_CODE, F_GRANT,
+    self, decide_exchange, AttemptOutcome, ExchangeDecision, ExchangeRequest, GrantFailure, Kind,
+    Record, F_ATTEMPTS, F_CODE, F_GRANT,
 };
 use crate::core::validate::{check_record_size, parse_fields, parse_ttl, Fields, Limits};
 use crate::core::{OAuthError, OResult};
 use crate::effects::{self, Effects};
 use crate::info::{self, Counter};
-use crate::keys::{expired, load_record, require_absent, Key, KeyKind};
+use crate::keys::{load_record, require_absent, Key, KeyKind};
 use crate::reply::{RecordMap, Reply};
 
 /// `OAUTH.SAVECODE key ttl FIELDS numfields field value [field value ...]`
@@ -138,46 +138,28 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     }
 
     let code = Key::open(ctx, code_key, true);
-    let (rec, code_expiry) = match load_record(&code, Kind::Code)? {
-        Some(rec) => (rec, code.abs_expire()),
-        None => return Err(refuse(GrantFailure::NotFound, false)),
-    };
+    let rec = load_record(&code, Kind::Code)?;
     let now = now_ms();
-    if expired(&code, now) {
-        return Err(refuse(GrantFailure::NotFound, false));
-    }
-
-    if let CodeState::Consumed { token_key: issued } = code_state(&rec) {
-        drop(code);
-        // RFC 6749 §4.1.2: a reused code revokes the tokens issued from it.
-        let mut fx = Effects::new();
-        if let Some(g) = super::grant::of(ctx, &rec, code_key.as_slice()) {
-            let n = super::grant::revoke_all(ctx, &mut fx, &g)?;
-            info::add(Counter::TokensRevoked, n.unsigned_abs());
-        } else if let Some(issued) = issued {
-            let issued = crate::keys::rstr(ctx, issued);
-            let is_token = {
-                let k = Key::open(ctx, &issued, true);
-                k.kind() == KeyKind::Hash && {
-                    let t = k.read_hash();
-                    t.kind() == Some(Kind::Token) && t.get(F_CODE) == Some(code_key.as_slice())
-                }
-            };
-            if is_token {
-                fx.del(&issued);
-                info::bump(Counter::TokensRevoked);
-            }
+    let decision = decide_exchange(
+        rec.as_ref().map(|r| (r, code.abs_expire())),
+        &req,
+        issue.map(|(_, ttl)| ttl),
+        refresh.map(|(_, ttl)| ttl),
+        now,
+        &limits,
+    )?;
+    let (tombstone_at, token_at, refresh_at) = match decision {
+        ExchangeDecision::NotFound => return Err(refuse(GrantFailure::NotFound, false)),
+        ExchangeDecision::Reused { token_key } => {
+            drop(code);
+            revoke_reuse(ctx, code_key, rec.as_ref(), token_key)?;
+            return Err(refuse(GrantFailure::Reused, false));
         }
-        fx.commit(ctx);
-        return Err(refuse(GrantFailure::Reused, false));
-    }
-
-    if let Err(failure) = check_exchange(&rec, &req) {
-        let mut burned = false;
-        if failure.counts_attempt() {
+        ExchangeDecision::Failed { failure, attempts } => {
             let mut fx = Effects::new();
             fx.adopt(code_key, code);
-            match after_failure(rec.int_field(F_ATTEMPTS, 0), limits.code_max_attempts) {
+            let burned = attempts == AttemptOutcome::Burn;
+            match attempts {
                 AttemptOutcome::Count(n) => {
                     fx.hset(
                         code_key,
@@ -186,22 +168,34 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
                 }
                 AttemptOutcome::Burn => {
                     fx.del(code_key);
-                    burned = true;
                     info::bump(Counter::CodesBurned);
                 }
             }
             fx.commit(ctx);
+            return Err(refuse(failure, burned));
         }
-        return Err(refuse(failure, burned));
-    }
+        ExchangeDecision::Redeem {
+            tombstone_at,
+            token_at,
+            refresh_at,
+        } => (tombstone_at, token_at, refresh_at),
+    };
+    let Some(rec) = rec else {
+        return Err(OAuthError::internal("a redeemed code without its record"));
+    };
 
     // The grant is valid. Check what would be created before writing anything.
     let created: SmallVec<[(&RedisString, i64, Kind); 2]> = issue
         .iter()
-        .map(|(k, ttl)| (*k, *ttl, Kind::Token))
-        .chain(refresh.iter().map(|(k, ttl)| (*k, *ttl, Kind::Refresh)))
-        .map(|(k, ttl, kind)| expiry_at(now, ttl).map(|at| (k, at, kind)))
-        .collect::<OResult<_>>()?;
+        .zip(token_at)
+        .map(|((k, _), at)| (*k, at, Kind::Token))
+        .chain(
+            refresh
+                .iter()
+                .zip(refresh_at)
+                .map(|((k, _), at)| (*k, at, Kind::Refresh)),
+        )
+        .collect();
     let token_fields = if created.is_empty() {
         Vec::new()
     } else {
@@ -219,10 +213,6 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         require_absent(&key)?;
         fx.adopt(k, key);
     }
-    let tombstone_at = match code_expiry {
-        Some(at) => at,
-        None => expiry_at(now, limits.code_max_ttl)?,
-    };
 
     // Every check has passed: from here on everything is written. The
     // tombstone goes first, written now from these borrowed fields.
@@ -268,6 +258,37 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         keep: record::is_exchange_reply_field,
         tail: Vec::new(),
     }))
+}
+
+/// RFC 6749 §4.1.2: a reused code revokes the tokens issued from it: its
+/// grant, when the code has one that lists it, or else the access token it
+/// issued, if that token still names the code (`_code`).
+fn revoke_reuse(
+    ctx: &Context,
+    code_key: &RedisString,
+    rec: Option<&Record>,
+    issued: Option<&[u8]>,
+) -> OResult<()> {
+    let mut fx = Effects::new();
+    if let Some(g) = rec.and_then(|r| super::grant::of(ctx, r, code_key.as_slice())) {
+        let n = super::grant::revoke_all(ctx, &mut fx, &g)?;
+        info::add(Counter::TokensRevoked, n.unsigned_abs());
+    } else if let Some(issued) = issued {
+        let issued = crate::keys::rstr(ctx, issued);
+        let is_token = {
+            let k = Key::open(ctx, &issued, true);
+            k.kind() == KeyKind::Hash && {
+                let t = k.read_hash();
+                t.kind() == Some(Kind::Token) && t.get(F_CODE) == Some(code_key.as_slice())
+            }
+        };
+        if is_token {
+            fx.del(&issued);
+            info::bump(Counter::TokensRevoked);
+        }
+    }
+    fx.commit(ctx);
+    Ok(())
 }
 
 fn refuse(failure: GrantFailure, burned: bool) -> OAuthError {

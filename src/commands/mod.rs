@@ -692,13 +692,7 @@ pub fn arg<'a>(a: &[&'a [u8]], i: usize) -> OResult<&'a [u8]> {
         .ok_or_else(|| OAuthError::invalid_request("wrong number of arguments"))
 }
 
-/// Absolute expiry `ttl` seconds from now, checked.
-pub fn expiry_at(now_ms: i64, ttl_s: i64) -> OResult<i64> {
-    ttl_s
-        .checked_mul(1000)
-        .and_then(|ms| now_ms.checked_add(ms))
-        .ok_or_else(|| OAuthError::invalid_request("ttl is too large"))
-}
+pub use crate::core::validate::expiry_at;
 
 /// Writes a new record on `key`, which must be absent (`EXISTS` otherwise):
 /// the header of `kind`, then the caller's `fields`, which `parse_fields`

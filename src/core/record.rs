@@ -9,7 +9,7 @@ use smallvec::SmallVec;
 use super::error::{OAuthError, OResult};
 use super::pkce::{self, Binding, Method, PkceFailure};
 pub use super::validate::is_reserved_field;
-use super::validate::{Limits, Pair};
+use super::validate::{expiry_at, Limits, Pair};
 
 pub const F_KIND: &[u8] = b"_kind";
 pub const F_CREATED: &[u8] = b"_created";
@@ -348,6 +348,67 @@ pub fn after_failure(previous_failures: i64, max_attempts: i64) -> AttemptOutcom
     }
 }
 
+/// What a token request does to a code: the whole rule of RFC 6749 §4.1.2
+/// (single use; a reused code revokes what it issued), §4.1.3 (client and
+/// redirect URI) and RFC 7636 §4.6 (PKCE), with the attempt budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeDecision<'r> {
+    /// Refused, nothing written: no code, or one whose expiry has passed on
+    /// the clock (MULTI/EXEC and scripts still find it: Redis freezes the
+    /// time it checks expiry against there).
+    NotFound,
+    /// A consumed code presented again: refused, and what it issued is
+    /// revoked (its grant, or else the access token named here).
+    Reused { token_key: Option<&'r [u8]> },
+    /// A check failed: refused, and the failure counted or the code burned.
+    Failed {
+        failure: GrantFailure,
+        attempts: AttemptOutcome,
+    },
+    /// Redeemed: a tombstone expiring at `tombstone_at` replaces the code;
+    /// the access and refresh tokens asked for expire at their times.
+    Redeem {
+        tombstone_at: i64,
+        token_at: Option<i64>,
+        refresh_at: Option<i64>,
+    },
+}
+
+/// Decides an exchange of `code` (the record and its absolute expiry, if
+/// there is one) asking for tokens of `token_ttl_s` / `refresh_ttl_s`
+/// seconds. Errors only for an expiry that overflows.
+pub fn decide_exchange<'r>(
+    code: Option<(&'r Record, Option<i64>)>,
+    req: &ExchangeRequest<'_>,
+    token_ttl_s: Option<i64>,
+    refresh_ttl_s: Option<i64>,
+    now_ms: i64,
+    limits: &Limits,
+) -> OResult<ExchangeDecision<'r>> {
+    let Some((rec, expiry)) = code else {
+        return Ok(ExchangeDecision::NotFound);
+    };
+    if expiry.is_some_and(|at| at <= now_ms) {
+        return Ok(ExchangeDecision::NotFound);
+    }
+    if let CodeState::Consumed { token_key } = code_state(rec) {
+        return Ok(ExchangeDecision::Reused { token_key });
+    }
+    if let Err(failure) = check_exchange(rec, req) {
+        let attempts = after_failure(rec.int_field(F_ATTEMPTS, 0), limits.code_max_attempts);
+        return Ok(ExchangeDecision::Failed { failure, attempts });
+    }
+    let at = |ttl: Option<i64>| ttl.map(|t| expiry_at(now_ms, t)).transpose();
+    Ok(ExchangeDecision::Redeem {
+        tombstone_at: match expiry {
+            Some(at) => at,
+            None => expiry_at(now_ms, limits.code_max_ttl)?,
+        },
+        token_at: at(token_ttl_s)?,
+        refresh_at: at(refresh_ttl_s)?,
+    })
+}
+
 /// The tombstone that replaces a consumed code: kind, consumption time (and
 /// the creation time of a code written before codes stopped carrying one),
 /// and the token it issued. The client data and the challenge are gone.
@@ -653,5 +714,119 @@ mod tests {
         for r in ["kind", "scope", "expires", "inactive"] {
             assert!(!is_reserved_field(r.as_bytes()), "{r}");
         }
+    }
+
+    /// (what, code and its expiry, request, the decision).
+    type Case<'a> = (
+        &'static str,
+        Option<(&'a Record, Option<i64>)>,
+        ExchangeRequest<'a>,
+        ExchangeDecision<'a>,
+    );
+
+    /// The exchange rules, one row each, at now = 1,000,000 ms with the
+    /// default limits.
+    #[test]
+    fn exchange_decisions_rule_by_rule() {
+        let now = 1_000_000;
+        let l = Limits::default();
+        let live = code();
+        let consumed = rec(&[("_kind", b"code"), ("_consumed", b"5"), ("_token", b"tok")]);
+        let tried = {
+            let mut r = code();
+            r.push(b"_attempts", b"2");
+            r
+        };
+        let good = ExchangeRequest {
+            client_id: b"app1",
+            redirect_uri: b"https://app/cb",
+            verifier: V,
+        };
+        let wrong_client = ExchangeRequest {
+            client_id: b"app2",
+            ..good
+        };
+        let wrong_verifier = ExchangeRequest {
+            verifier: b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            ..good
+        };
+        let redeem = |tombstone_at| ExchangeDecision::Redeem {
+            tombstone_at,
+            token_at: Some(now + 60_000),
+            refresh_at: None,
+        };
+        let cases: Vec<Case> = vec![
+            ("no code", None, good, ExchangeDecision::NotFound),
+            (
+                "expired on the clock (frozen in MULTI)",
+                Some((&live, Some(now))),
+                good,
+                ExchangeDecision::NotFound,
+            ),
+            (
+                "live: redeemed, the tombstone keeps the code's expiry",
+                Some((&live, Some(now + 1))),
+                good,
+                redeem(now + 1),
+            ),
+            (
+                "no expiry: the tombstone gets code-max-ttl",
+                Some((&live, None)),
+                good,
+                redeem(now + 600_000),
+            ),
+            (
+                "consumed: reuse, revoke what it issued",
+                Some((&consumed, Some(now + 1))),
+                good,
+                ExchangeDecision::Reused {
+                    token_key: Some(b"tok"),
+                },
+            ),
+            (
+                "consumed, even with a wrong client",
+                Some((&consumed, Some(now + 1))),
+                wrong_client,
+                ExchangeDecision::Reused {
+                    token_key: Some(b"tok"),
+                },
+            ),
+            (
+                "wrong client: counted",
+                Some((&live, Some(now + 1))),
+                wrong_client,
+                ExchangeDecision::Failed {
+                    failure: GrantFailure::Client,
+                    attempts: AttemptOutcome::Count(1),
+                },
+            ),
+            (
+                "wrong verifier: counted",
+                Some((&live, Some(now + 1))),
+                wrong_verifier,
+                ExchangeDecision::Failed {
+                    failure: GrantFailure::Pkce(PkceFailure::Mismatch),
+                    attempts: AttemptOutcome::Count(1),
+                },
+            ),
+            (
+                "third failure: burned",
+                Some((&tried, Some(now + 1))),
+                wrong_client,
+                ExchangeDecision::Failed {
+                    failure: GrantFailure::Client,
+                    attempts: AttemptOutcome::Burn,
+                },
+            ),
+        ];
+        for (what, code, req, expected) in cases {
+            let got = decide_exchange(code, &req, Some(60), None, now, &l);
+            assert_eq!(got, Ok(expected), "{what}");
+        }
+        // A token expiry that overflows is refused, after the checks passed.
+        assert_eq!(
+            decide_exchange(Some((&live, None)), &good, Some(i64::MAX), None, now, &l),
+            Err(OAuthError::invalid_request("ttl is too large"))
+        );
     }
 }

@@ -84,6 +84,14 @@ pub fn parse_bounded(raw: &[u8], what: &str, min: i64, max: i64) -> OResult<i64>
     }
 }
 
+/// Absolute expiry `ttl_s` seconds after `now_ms`, checked.
+pub fn expiry_at(now_ms: i64, ttl_s: i64) -> OResult<i64> {
+    ttl_s
+        .checked_mul(1000)
+        .and_then(|ms| now_ms.checked_add(ms))
+        .ok_or_else(|| OAuthError::invalid_request("ttl is too large"))
+}
+
 /// A TTL in whole seconds, at least 1 and at most `max`.
 pub fn parse_ttl(raw: &[u8], max: i64) -> OResult<i64> {
     parse_bounded(raw, "ttl", 1, max)
