@@ -450,6 +450,64 @@ fn restore(ctx: &Context, name: &RedisString, payload: &[u8], at: i64) -> Option
     }
 }
 
+/// What `SET name value PXAT at` does to a counter (a fixed window's count,
+/// a throttle's TAT), done at once through the open handle `k` and without
+/// the journal: the value is written in place (`StringTruncate` + DMA, a new
+/// string only when the key is absent), the expiry set only when it is not
+/// already `at` (`current_expiry`: the expiry the caller read, None when it
+/// has none or did not read it), then the same `SET ... PXAT` is replicated
+/// and the same `set` and `expire` events raised as through the journal.
+/// No module string is made per call: the value and the time go to
+/// `RedisModule_Replicate` as bytes ("b": Redis makes one small object of
+/// each, where "l" makes two and a module string costs a module call and a
+/// free more), `PXAT` is a word made once.
+pub fn set_counter(
+    ctx: &Context,
+    name: &RedisString,
+    k: &Key,
+    value: i64,
+    at: i64,
+    current_expiry: Option<i64>,
+) {
+    let mut buf = [0u8; 20];
+    let text = crate::core::record::decimal(value, &mut buf);
+    if !write_string(k, text) && !k.raw().is_null() {
+        let vs = rstr(ctx, text);
+        // SAFETY: k is an open writable key; StringSet copies the value.
+        unsafe {
+            if let Some(f) = raw::RedisModule_StringSet {
+                f(k.raw(), vs.inner);
+            }
+        }
+    }
+    if current_expiry != Some(at) {
+        set_abs_expire(k, at);
+    }
+    let mut at_buf = [0u8; 20];
+    let at_text = crate::core::record::decimal(at, &mut at_buf);
+    let pxat = word(&PXAT, b"PXAT");
+    // SAFETY: "s" a live module string (the key; the word lives as long as
+    // the module), "b" a pointer and its length (Redis copies the bytes into
+    // an object of its own), "c" a C string; one argument per letter.
+    unsafe {
+        if let Some(f) = raw::RedisModule_Replicate {
+            let (c, set) = (ctx.get_raw(), c"SET".as_ptr());
+            let (v, vn, t, tn) = (text.as_ptr(), text.len(), at_text.as_ptr(), at_text.len());
+            if pxat.is_null() {
+                let px = c"PXAT".as_ptr();
+                f(c, set, c"sbcb".as_ptr(), name.inner, v, vn, px, t, tn);
+            } else {
+                f(c, set, c"sbsb".as_ptr(), name.inner, v, vn, pxat, t, tn);
+            }
+        }
+    }
+    notify(ctx, NotifyEvent::STRING, c"set", name);
+    notify(ctx, NotifyEvent::GENERIC, c"expire", name);
+}
+
+/// `SET`'s `PXAT`, made once (see [`ABSTTL`]).
+static PXAT: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(ptr::null_mut());
+
 /// RESTORE's `ABSTTL` as a module string made on first use and
 /// kept until the module unloads: `RedisModule_Call` passes a module string
 /// on by its reference count, but copies a C string into a new object on
@@ -471,7 +529,7 @@ fn word(slot: &AtomicPtr<raw::RedisModuleString>, text: &[u8]) -> *mut raw::Redi
 
 /// Frees the words (from `OnUnload`).
 pub fn free_words() {
-    for slot in [&ABSTTL] {
+    for slot in [&ABSTTL, &PXAT] {
         if let Some(s) = take_made(slot) {
             // SAFETY: s was made by `word` and nothing else holds it
             // (RedisModule_Call releases its references before returning).
@@ -583,7 +641,17 @@ fn notify(ctx: &Context, kind: NotifyEvent, event: &CStr, key: &RedisString) {
 /// Writes `value` over a string key in place (keeping the key, its dict entry
 /// and its expiry), as INCR does; false when the key does not hold a string.
 fn overwrite_string(k: &Key, value: &[u8]) -> bool {
-    if k.kind() != KeyKind::String {
+    k.kind() == KeyKind::String && write_string(k, value)
+}
+
+/// `overwrite_string`, or on an absent key a new string of `value` made by
+/// `StringTruncate` (a plain string Redis allocates, no module string); false
+/// when the key holds another type or the value is empty.
+fn write_string(k: &Key, value: &[u8]) -> bool {
+    if k.raw().is_null()
+        || !matches!(k.kind(), KeyKind::String | KeyKind::Missing)
+        || value.is_empty()
+    {
         return false;
     }
     // SAFETY: k is an open writable string key; after Truncate the DMA pointer

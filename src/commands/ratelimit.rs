@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 
 use redis_module::{Context, RedisString};
+use smallvec::SmallVec;
 
 use super::{arg, bytes};
 use crate::clock::now_ms;
@@ -20,10 +21,10 @@ use crate::core::sliding::{
 };
 use crate::core::validate::{is_keyword, parse_i64};
 use crate::core::{OAuthError, OResult};
-use crate::effects::Effects;
+use crate::effects::{self, Effects};
 use crate::info::{self, Counter};
 use crate::keys::{wrong_redis_type, Key, KeyKind};
-use crate::reply::Reply;
+use crate::reply::{self, Reply};
 
 pub fn int_arg(raw: &[u8], what: &str) -> OResult<i64> {
     parse_i64(raw).ok_or_else(|| OAuthError::invalid_request(format!("{what} is not an integer")))
@@ -121,8 +122,9 @@ enum Pending {
     Sliding(SlidingWrite),
 }
 
-/// The verdict of one limit, and its key, still open for the write.
-type Verdict = (RateReply, Option<Pending>, Key);
+/// The verdict of one limit, its key, still open for the write, and the
+/// key's expiry as read (a fixed-window counter's; None otherwise).
+type Verdict = (RateReply, Option<Pending>, Key, Option<i64>);
 
 fn evaluate(
     ctx: &Context,
@@ -132,10 +134,12 @@ fn evaluate(
     now: i64,
 ) -> OResult<Verdict> {
     let k = Key::open(ctx, key, true);
-    let (reply, pending) = match mode {
+    let (reply, pending, expiry) = match mode {
         Mode::Fixed => {
-            let d = fixed_window(params, load_counter(&k)?, now);
-            (d.reply, d.write.map(Pending::Fixed))
+            let state = load_counter(&k)?;
+            let d = fixed_window(params, state, now);
+            let expiry = state.and_then(|s| s.expire_at_ms);
+            (d.reply, d.write.map(Pending::Fixed), expiry)
         }
         Mode::Sliding => {
             let d = sliding_window(
@@ -145,10 +149,29 @@ fn evaluate(
                 load_sliding(&k)?,
                 now,
             );
-            (d.reply, d.write.map(Pending::Sliding))
+            (d.reply, d.write.map(Pending::Sliding), None)
         }
     };
-    Ok((reply, pending, k))
+    Ok((reply, pending, k, expiry))
+}
+
+/// Writes one limit's pending change through its open key: a counted fixed
+/// window at once (`effects::set_counter`, no journal, nothing allocated),
+/// anything else through a journal of its own. Either way applied,
+/// replicated and notified before the next limit's.
+fn write(ctx: &Context, key: &RedisString, k: Key, pending: Pending, expiry: Option<i64>) {
+    match pending {
+        Pending::Fixed(CounterWrite::Set {
+            count,
+            expire_at_ms,
+        }) => effects::set_counter(ctx, key, &k, count, expire_at_ms, expiry),
+        p => {
+            let mut fx = Effects::new();
+            fx.adopt(key, k);
+            apply(&mut fx, key, p);
+            fx.commit(ctx);
+        }
+    }
 }
 
 fn apply(fx: &mut Effects, key: &RedisString, pending: Pending) {
@@ -201,16 +224,16 @@ pub fn ratelimit(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     let (cost, mode) = parse_options(a.get(4..).unwrap_or_default(), true)?;
     let params = FixedWindow::new(limit, window, cost)?;
 
-    let (reply, pending, k) = evaluate(ctx, key, params, mode, now_ms())?;
-    let mut fx = Effects::new();
+    let (reply, pending, k, expiry) = evaluate(ctx, key, params, mode, now_ms())?;
     if let Some(p) = pending {
-        fx.adopt(key, k);
-        apply(&mut fx, key, p);
+        write(ctx, key, k, p, expiry);
     }
-    fx.commit(ctx);
     count(&reply);
-    Ok(Reply::Integers(reply.to_array().to_vec()))
+    Ok(reply::verdict(reply.to_array(), None))
 }
+
+/// Up to this many keys, RATELIMITALL finds a repeated key by comparison.
+const FEW_KEYS: usize = 8;
 
 /// `OAUTH.RATELIMITALL numkeys key [key ...] limit window [limit window ...] [COST n] [SLIDING]`
 ///
@@ -230,13 +253,19 @@ pub fn ratelimit_all(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     }
     let n = n as usize; // 1..=max, from a usize
     let (cost, mode) = parse_options(a.get(2 + 3 * n..).unwrap_or_default(), true)?;
-    let mut specs: Vec<(&RedisString, FixedWindow)> = Vec::with_capacity(n);
-    let mut seen: HashSet<&[u8]> = HashSet::with_capacity(n);
+    let mut specs: SmallVec<[(&RedisString, FixedWindow); 4]> = SmallVec::with_capacity(n);
+    // Duplicates: by comparison for a few keys, by a hash set for many.
+    let mut seen: HashSet<&[u8]> = HashSet::new();
     for i in 0..n {
         let key = args
             .get(2 + i)
             .ok_or_else(|| OAuthError::invalid_request("key is required"))?;
-        if !seen.insert(key.as_slice()) {
+        let twice = if n <= FEW_KEYS {
+            specs.iter().any(|(k, _)| k.as_slice() == key.as_slice())
+        } else {
+            !seen.insert(key.as_slice())
+        };
+        if twice {
             return Err(OAuthError::invalid_request(
                 "a key appears twice; each limit needs its own key",
             ));
@@ -248,30 +277,23 @@ pub fn ratelimit_all(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     }
 
     let now = now_ms();
-    let mut verdicts = Vec::with_capacity(n);
+    let mut verdicts: SmallVec<[(&RedisString, Verdict); 4]> = SmallVec::with_capacity(n);
     for (key, params) in &specs {
         verdicts.push((*key, evaluate(ctx, key, *params, mode, now)?));
     }
-    let replies: Vec<RateReply> = verdicts.iter().map(|(_, (r, _, _))| *r).collect();
+    let replies: SmallVec<[RateReply; 4]> = verdicts.iter().map(|(_, (r, ..))| *r).collect();
     let (combined, deciding) =
         combine(&replies).ok_or_else(|| OAuthError::internal("no limits to combine"))?;
-    let mut fx = Effects::new();
-    for (key, (_, pending, k)) in verdicts {
+    for (key, (_, pending, k, expiry)) in verdicts {
         match pending {
             // All-or-nothing: counts are written only if every limit allows.
             Some(Pending::Fixed(CounterWrite::Set { .. }) | Pending::Sliding(_))
                 if combined.limited => {}
             // Giving an immortal counter its expiry is a repair, not a count.
-            Some(p) => {
-                fx.adopt(key, k);
-                apply(&mut fx, key, p);
-            }
+            Some(p) => write(ctx, key, k, p, expiry),
             None => {}
         }
     }
-    fx.commit(ctx);
     count(&combined);
-    let mut out = combined.to_array().to_vec();
-    out.push(deciding as i64);
-    Ok(Reply::Integers(out))
+    Ok(reply::verdict(combined.to_array(), Some(deciding as i64)))
 }
