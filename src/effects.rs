@@ -505,6 +505,94 @@ pub fn set_counter(
     notify(ctx, NotifyEvent::GENERIC, c"expire", name);
 }
 
+/// What the journal's `HSET key window_start s current c previous p` then
+/// `PEXPIREAT key at` do to a sliding window, done at once through the open
+/// handle `k`: the three field names are words made once (`sliding_names`),
+/// the three values module strings made here (`HashSet` takes no bytes),
+/// shared by the write and the replicated `HSET`; the expiry is set only
+/// when it is not already `at`, but `PEXPIREAT` is replicated and `expire`
+/// raised as before. False, having done nothing, when the names cannot be
+/// made: the caller then goes through the journal.
+pub fn set_sliding(ctx: &Context, name: &RedisString, k: &Key, values: [i64; 3], at: i64) -> bool {
+    let Some([n1, n2, n3]) = sliding_names() else {
+        return false;
+    };
+    if k.raw().is_null() {
+        return false;
+    }
+    let [v1, v2, v3] = values.map(|v| int_string(ctx, v));
+    // SAFETY: k is an open writable key holding a hash or nothing; every
+    // pointer is a live module string (HashSet copies them, Replicate
+    // retains them); each format letter is matched by one argument.
+    unsafe {
+        let (Some(hs), Some(rep)) = (raw::RedisModule_HashSet, raw::RedisModule_Replicate) else {
+            return false;
+        };
+        let none = raw::REDISMODULE_HASH_NONE as c_int;
+        let (v1, v2, v3) = (v1.inner, v2.inner, v3.inner);
+        hs(
+            k.raw(),
+            none,
+            n1,
+            v1,
+            n2,
+            v2,
+            n3,
+            v3,
+            ptr::null_mut::<raw::RedisModuleString>(),
+        );
+        let c = ctx.get_raw();
+        rep(
+            c,
+            c"HSET".as_ptr(),
+            c"sssssss".as_ptr(),
+            name.inner,
+            n1,
+            v1,
+            n2,
+            v2,
+            n3,
+            v3,
+        );
+    }
+    notify(ctx, NotifyEvent::HASH, c"hset", name);
+    if k.abs_expire() != Some(at) {
+        set_abs_expire(k, at);
+    }
+    let mut at_buf = [0u8; 20];
+    let at_text = crate::core::record::decimal(at, &mut at_buf);
+    // SAFETY: "s" the live key name, "b" a pointer and its length.
+    unsafe {
+        if let Some(rep) = raw::RedisModule_Replicate {
+            let (p, n) = (at_text.as_ptr(), at_text.len());
+            rep(
+                ctx.get_raw(),
+                c"PEXPIREAT".as_ptr(),
+                c"sb".as_ptr(),
+                name.inner,
+                p,
+                n,
+            );
+        }
+    }
+    notify(ctx, NotifyEvent::GENERIC, c"expire", name);
+    true
+}
+
+/// The field names of a sliding window (`core::sliding`), as words made once.
+pub fn sliding_names() -> Option<[*mut raw::RedisModuleString; 3]> {
+    let names = [
+        word(&F_START_WORD, crate::core::sliding::F_START),
+        word(&F_CURRENT_WORD, crate::core::sliding::F_CURRENT),
+        word(&F_PREVIOUS_WORD, crate::core::sliding::F_PREVIOUS),
+    ];
+    (!names.iter().any(|p| p.is_null())).then_some(names)
+}
+
+static F_START_WORD: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(ptr::null_mut());
+static F_CURRENT_WORD: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(ptr::null_mut());
+static F_PREVIOUS_WORD: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(ptr::null_mut());
+
 /// `SET`'s `PXAT`, made once (see [`ABSTTL`]).
 static PXAT: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(ptr::null_mut());
 
@@ -529,7 +617,13 @@ fn word(slot: &AtomicPtr<raw::RedisModuleString>, text: &[u8]) -> *mut raw::Redi
 
 /// Frees the words (from `OnUnload`).
 pub fn free_words() {
-    for slot in [&ABSTTL, &PXAT] {
+    for slot in [
+        &ABSTTL,
+        &PXAT,
+        &F_START_WORD,
+        &F_CURRENT_WORD,
+        &F_PREVIOUS_WORD,
+    ] {
         if let Some(s) = take_made(slot) {
             // SAFETY: s was made by `word` and nothing else holds it
             // (RedisModule_Call releases its references before returning).

@@ -90,18 +90,24 @@ fn load_counter(key: &Key) -> OResult<Option<CounterState>> {
 }
 
 /// Reads a sliding-window hash of exactly its three integer fields.
-fn load_sliding(key: &Key) -> OResult<Option<SlidingState>> {
+fn load_sliding(ctx: &Context, key: &Key) -> OResult<Option<SlidingState>> {
     let bad = || OAuthError::wrong_type("key holds a hash that is not a sliding-window counter");
     match key.kind() {
         KeyKind::Missing => Ok(None),
         KeyKind::Hash => {
-            let fields = key.read_hash();
-            if fields.len() != 3 {
-                return Err(bad());
-            }
-            let get = |name: &[u8]| fields.get(name).and_then(parse_i64);
-            match (get(F_START), get(F_CURRENT), get(F_PREVIOUS)) {
-                (Some(window_start_ms), Some(current), Some(previous)) => Ok(Some(SlidingState {
+            let values = match effects::sliding_names() {
+                Some(names) => key.hash_ints3(ctx, names).ok_or_else(bad)?,
+                None => {
+                    let fields = key.read_hash();
+                    if fields.len() != 3 {
+                        return Err(bad());
+                    }
+                    let get = |name: &[u8]| fields.get(name).and_then(parse_i64);
+                    [get(F_START), get(F_CURRENT), get(F_PREVIOUS)]
+                }
+            };
+            match values {
+                [Some(window_start_ms), Some(current), Some(previous)] => Ok(Some(SlidingState {
                     window_start_ms,
                     current,
                     previous,
@@ -146,7 +152,7 @@ fn evaluate(
                 params.limit,
                 params.window_ms,
                 params.cost,
-                load_sliding(&k)?,
+                load_sliding(ctx, &k)?,
                 now,
             );
             (d.reply, d.write.map(Pending::Sliding), None)
@@ -165,6 +171,14 @@ fn write(ctx: &Context, key: &RedisString, k: Key, pending: Pending, expiry: Opt
             count,
             expire_at_ms,
         }) => effects::set_counter(ctx, key, &k, count, expire_at_ms, expiry),
+        Pending::Sliding(w)
+            if effects::set_sliding(
+                ctx,
+                key,
+                &k,
+                [w.state.window_start_ms, w.state.current, w.state.previous],
+                w.expire_at_ms,
+            ) => {}
         p => {
             let mut fx = Effects::new();
             fx.adopt(key, k);
