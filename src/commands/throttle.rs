@@ -9,8 +9,7 @@
 
 use redis_module::{Context, RedisString};
 
-use super::ratelimit::int_arg;
-use super::{arg, bytes};
+use super::ratelimit::{int_arg, raw_arg};
 use crate::clock::now_ns;
 use crate::core::gcra::{gcra, Gcra};
 use crate::core::validate::{is_keyword, parse_i64};
@@ -36,16 +35,15 @@ fn load_tat(key: &Key) -> OResult<Option<i64>> {
 }
 
 pub fn throttle(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
-    let a = bytes(args);
     let key = args
         .get(1)
         .ok_or_else(|| OAuthError::invalid_request("key is required"))?;
-    let burst = int_arg(arg(&a, 2)?, "max_burst")?;
-    let count = int_arg(arg(&a, 3)?, "count")?;
-    let period = int_arg(arg(&a, 4)?, "period")?;
-    let cost = match a.get(5..).unwrap_or_default() {
+    let burst = int_arg(raw_arg(args, 2)?, "max_burst")?;
+    let count = int_arg(raw_arg(args, 3)?, "count")?;
+    let period = int_arg(raw_arg(args, 4)?, "period")?;
+    let cost = match args.get(5..).unwrap_or_default() {
         [] => 1,
-        [kw, n] if is_keyword(kw, "COST") => int_arg(n, "COST")?,
+        [kw, n] if is_keyword(kw.as_slice(), "COST") => int_arg(n.as_slice(), "COST")?,
         _ => {
             return Err(OAuthError::invalid_request(
                 "unknown option; expected COST n",
