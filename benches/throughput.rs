@@ -1185,6 +1185,7 @@ struct Tpls {
     all: Tpl,
     lua_all: Tpl,
     floor: Tpl,
+    throttle_live: Tpl,
     ratelimit_refused: Tpl,
     throttle_refused: Tpl,
     multi: Tpl,
@@ -1327,6 +1328,13 @@ impl Tpls {
                 ],
             ),
             floor: Tpl::new(&[L(b"FLOOR.FIXED"), H, L(RL_LIMIT), L(RL_WINDOW)]),
+            throttle_live: Tpl::new(&[
+                L(b"OAUTH.THROTTLE"),
+                H,
+                L(b"1000000000"),
+                L(b"1"),
+                L(b"60"),
+            ]),
             ratelimit_refused: Tpl::new(&[L(b"OAUTH.RATELIMIT"), H, L(b"1"), L(b"3600")]),
             throttle_refused: Tpl::new(&[L(b"OAUTH.THROTTLE"), H, L(b"0"), L(b"1"), L(b"3600")]),
             multi: Tpl::new(&[L(b"MULTI")]),
@@ -2713,7 +2721,7 @@ fn lim_rows(t: &Tpls) -> Vec<LimRow<'_>> {
         ),
         (
             "OAUTH.THROTTLE (GCRA)",
-            vec![&t.throttle],
+            vec![&t.throttle_live],
             is_allowed,
             false,
         ),
@@ -3165,7 +3173,9 @@ fn print_limits(tables: &[LimTable], n: u64) {
          it creates). `floor` is FLOOR.FIXED of benches/floor/floor.c, a minimal C module \
          command doing only open, read, write in place with the expiry, replicate \
          `SET key n PXAT t`, the two events and the 5-integer reply. Limits are never \
-         reached: every request is allowed and writes. The refused rows (allocations only) \
+         reached: every request is allowed and writes (THROTTLE: burst 10^9, one per 60 s, so \
+         that its state lives across calls as a window's counter does; table 4's parameters \
+         make it expire a millisecond after each call). The refused rows (allocations only) \
          use limits the warm-up has used up, on at most {REFUSED_KEYS} keys.\n",
         thousands(n as f64)
     );
