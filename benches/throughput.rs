@@ -2492,7 +2492,7 @@ fn instruction_groups(t: &Tpls) -> Vec<WorkGroup<'_>> {
         ),
     ];
     // Counters are warmed up by the same requests first: the steady state.
-    let rate = rate_rows(t)
+    let mut rate: Vec<Work> = rate_rows(t)
         .into_iter()
         .map(|(name, tpls, _)| {
             let op: Op = tpls
@@ -2502,6 +2502,11 @@ fn instruction_groups(t: &Tpls) -> Vec<WorkGroup<'_>> {
             work(name, op.clone(), op)
         })
         .collect();
+    // The floor of a fixed window (issue 17), after the rows the comparisons name.
+    if floor_module().is_some() {
+        let op: Op = vec![(&t.floor, vec![K::Rand1])];
+        rate.push(work("floor: FLOOR.FIXED (bench module, C)", op.clone(), op));
+    }
     // The same reads and writes on records with an 82-byte redirect_uri:
     // hashtables under the default hash-max-listpack-value, listpacks at 256.
     let long = |name, listpack, setup, op| Work {
@@ -2593,13 +2598,14 @@ fn instructions(env: &Env, t: &Tpls, n: u64) -> Vec<(Group, Vec<f64>)> {
         eprintln!("  valgrind is not installed (apt-get install valgrind): section skipped");
         return Vec::new();
     }
-    let srv = Server::start_under(
+    let srv = Server::start_full(
         &env.module,
         &[
             "valgrind",
             "--tool=callgrind",
             "--callgrind-out-file=cg.out",
         ],
+        &lim_args("no", floor_module().as_deref()),
     );
     for (_, body) in SCRIPTS {
         srv.cmd(&["SCRIPT", "LOAD", body]);
