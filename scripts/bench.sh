@@ -11,6 +11,9 @@
 # socket and prints the results as Markdown tables on stdout (progress on stderr).
 # Tuning through the environment: BENCH_CONNS, BENCH_PIPELINE, BENCH_SECONDS,
 # BENCH_REPS, BENCH_INSTR_OPS, BENCH_ONLY (see benches/throughput.rs).
+# BENCH_ONLY=limits runs the rate limiters against INCR, their Lua scripts and
+# a minimal C module command (benches/floor/floor.c), AOF off and everysec, one
+# hot key and 100k random keys, with allocations per call (issue 17).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -20,7 +23,7 @@ for arg in "$@"; do
     case "$arg" in
         --quick | --instructions) args+=("$arg") ;;
         -h | --help)
-            sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -52,5 +55,22 @@ cargo build --release --lib
 cargo bench --bench throughput --no-run
 
 module="${CARGO_TARGET_DIR:-target}/release/libredis_oauth.so"
+
+# The floor of a fixed-window limiter (issue 17): a minimal C module command,
+# bench-only, built against the redismodule.h that the redis-module crate ships.
+floor="$(dirname "$module")/floor.so"
+header="$(cargo metadata --format-version 1 2>/dev/null | python3 -c '
+import json, os, sys
+for p in json.load(sys.stdin)["packages"]:
+    if p["name"] == "redis-module":
+        print(os.path.join(os.path.dirname(p["manifest_path"]), "src", "include"))
+' 2>/dev/null || true)"
+if [ -n "$header" ] && command -v cc >/dev/null &&
+    cc -O2 -shared -fPIC -I"$header" benches/floor/floor.c -o "$floor"; then
+    export BENCH_FLOOR_MODULE="$(cd "$(dirname "$floor")" && pwd)/floor.so"
+else
+    echo "note: could not build benches/floor/floor.c; the floor row will be skipped" >&2
+fi
+
 REDIS_OAUTH_MODULE="$(cd "$(dirname "$module")" && pwd)/$(basename "$module")" \
     exec cargo bench --bench throughput -- "${args[@]}"

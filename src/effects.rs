@@ -520,6 +520,152 @@ fn restore(
     }
 }
 
+/// What `SET name value PXAT at` does to a counter (a fixed window's count,
+/// a throttle's TAT), done at once through the open handle `k` and without
+/// the journal: the value is written in place (`StringTruncate` + DMA, a new
+/// string only when the key is absent), the expiry set only when it is not
+/// already `at` (`current_expiry`: the expiry the caller read, None when it
+/// has none or did not read it), then the same `SET ... PXAT` is replicated
+/// and the same `set` and `expire` events raised as through the journal.
+/// No module string is made per call: the value and the time go to
+/// `RedisModule_Replicate` as bytes ("b": Redis makes one small object of
+/// each, where "l" makes two and a module string costs a module call and a
+/// free more), `PXAT` is a word made once.
+pub fn set_counter(
+    ctx: &Context,
+    name: &RedisString,
+    k: &Key,
+    value: i64,
+    at: i64,
+    current_expiry: Option<i64>,
+) {
+    let mut buf = [0u8; 20];
+    let text = crate::core::record::decimal(value, &mut buf);
+    if !write_string(k, text) && !k.raw().is_null() {
+        let vs = rstr(ctx, text);
+        // SAFETY: k is an open writable key; StringSet copies the value.
+        unsafe {
+            if let Some(f) = raw::RedisModule_StringSet {
+                f(k.raw(), vs.inner);
+            }
+        }
+    }
+    if current_expiry != Some(at) {
+        set_abs_expire(k, at);
+    }
+    let mut at_buf = [0u8; 20];
+    let at_text = crate::core::record::decimal(at, &mut at_buf);
+    let pxat = word(&PXAT, b"PXAT");
+    // SAFETY: "s" a live module string (the key; the word lives as long as
+    // the module), "b" a pointer and its length (Redis copies the bytes into
+    // an object of its own), "c" a C string; one argument per letter.
+    unsafe {
+        if let Some(f) = raw::RedisModule_Replicate {
+            let (c, set) = (ctx.get_raw(), c"SET".as_ptr());
+            let (v, vn, t, tn) = (text.as_ptr(), text.len(), at_text.as_ptr(), at_text.len());
+            if pxat.is_null() {
+                let px = c"PXAT".as_ptr();
+                f(c, set, c"sbcb".as_ptr(), name.inner, v, vn, px, t, tn);
+            } else {
+                f(c, set, c"sbsb".as_ptr(), name.inner, v, vn, pxat, t, tn);
+            }
+        }
+    }
+    notify(ctx, NotifyEvent::STRING, c"set", name);
+    notify(ctx, NotifyEvent::GENERIC, c"expire", name);
+}
+
+/// What the journal's `HSET key window_start s current c previous p` then
+/// `PEXPIREAT key at` do to a sliding window, done at once through the open
+/// handle `k`: the three field names are words made once (`sliding_names`),
+/// the three values module strings made here (`HashSet` takes no bytes),
+/// shared by the write and the replicated `HSET`; the expiry is set only
+/// when it is not already `at`, but `PEXPIREAT` is replicated and `expire`
+/// raised as before. False, having done nothing, when the names cannot be
+/// made: the caller then goes through the journal.
+pub fn set_sliding(ctx: &Context, name: &RedisString, k: &Key, values: [i64; 3], at: i64) -> bool {
+    let Some([n1, n2, n3]) = sliding_names() else {
+        return false;
+    };
+    if k.raw().is_null() {
+        return false;
+    }
+    let [v1, v2, v3] = values.map(|v| int_string(ctx, v));
+    // SAFETY: k is an open writable key holding a hash or nothing; every
+    // pointer is a live module string (HashSet copies them, Replicate
+    // retains them); each format letter is matched by one argument.
+    unsafe {
+        let (Some(hs), Some(rep)) = (raw::RedisModule_HashSet, raw::RedisModule_Replicate) else {
+            return false;
+        };
+        let none = raw::REDISMODULE_HASH_NONE as c_int;
+        let (v1, v2, v3) = (v1.inner, v2.inner, v3.inner);
+        hs(
+            k.raw(),
+            none,
+            n1,
+            v1,
+            n2,
+            v2,
+            n3,
+            v3,
+            ptr::null_mut::<raw::RedisModuleString>(),
+        );
+        let c = ctx.get_raw();
+        rep(
+            c,
+            c"HSET".as_ptr(),
+            c"sssssss".as_ptr(),
+            name.inner,
+            n1,
+            v1,
+            n2,
+            v2,
+            n3,
+            v3,
+        );
+    }
+    notify(ctx, NotifyEvent::HASH, c"hset", name);
+    if k.abs_expire() != Some(at) {
+        set_abs_expire(k, at);
+    }
+    let mut at_buf = [0u8; 20];
+    let at_text = crate::core::record::decimal(at, &mut at_buf);
+    // SAFETY: "s" the live key name, "b" a pointer and its length.
+    unsafe {
+        if let Some(rep) = raw::RedisModule_Replicate {
+            let (p, n) = (at_text.as_ptr(), at_text.len());
+            rep(
+                ctx.get_raw(),
+                c"PEXPIREAT".as_ptr(),
+                c"sb".as_ptr(),
+                name.inner,
+                p,
+                n,
+            );
+        }
+    }
+    notify(ctx, NotifyEvent::GENERIC, c"expire", name);
+    true
+}
+
+/// The field names of a sliding window (`core::sliding`), as words made once.
+pub fn sliding_names() -> Option<[*mut raw::RedisModuleString; 3]> {
+    let names = [
+        word(&F_START_WORD, crate::core::sliding::F_START),
+        word(&F_CURRENT_WORD, crate::core::sliding::F_CURRENT),
+        word(&F_PREVIOUS_WORD, crate::core::sliding::F_PREVIOUS),
+    ];
+    (!names.iter().any(|p| p.is_null())).then_some(names)
+}
+
+static F_START_WORD: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(ptr::null_mut());
+static F_CURRENT_WORD: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(ptr::null_mut());
+static F_PREVIOUS_WORD: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(ptr::null_mut());
+
+/// `SET`'s `PXAT`, made once (see [`ABSTTL`]).
+static PXAT: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(ptr::null_mut());
+
 /// RESTORE's `ABSTTL` and `REPLACE` as module strings made on first use and
 /// kept until the module unloads: `RedisModule_Call` passes a module string
 /// on by its reference count, but copies a C string into a new object on
@@ -542,7 +688,14 @@ fn word(slot: &AtomicPtr<raw::RedisModuleString>, text: &[u8]) -> *mut raw::Redi
 
 /// Frees the words (from `OnUnload`).
 pub fn free_words() {
-    for slot in [&ABSTTL, &REPLACE] {
+    for slot in [
+        &ABSTTL,
+        &REPLACE,
+        &PXAT,
+        &F_START_WORD,
+        &F_CURRENT_WORD,
+        &F_PREVIOUS_WORD,
+    ] {
         if let Some(s) = take_made(slot) {
             // SAFETY: s was made by `word` and nothing else holds it
             // (RedisModule_Call releases its references before returning).
@@ -654,7 +807,17 @@ fn notify(ctx: &Context, kind: NotifyEvent, event: &CStr, key: &RedisString) {
 /// Writes `value` over a string key in place (keeping the key, its dict entry
 /// and its expiry), as INCR does; false when the key does not hold a string.
 fn overwrite_string(k: &Key, value: &[u8]) -> bool {
-    if k.kind() != KeyKind::String {
+    k.kind() == KeyKind::String && write_string(k, value)
+}
+
+/// `overwrite_string`, or on an absent key a new string of `value` made by
+/// `StringTruncate` (a plain string Redis allocates, no module string); false
+/// when the key holds another type or the value is empty.
+fn write_string(k: &Key, value: &[u8]) -> bool {
+    if k.raw().is_null()
+        || !matches!(k.kind(), KeyKind::String | KeyKind::Missing)
+        || value.is_empty()
+    {
         return false;
     }
     // SAFETY: k is an open writable string key; after Truncate the DMA pointer

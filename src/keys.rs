@@ -106,6 +106,58 @@ impl Key {
         out
     }
 
+    /// The integer values of the three fields `names` of a hash that holds
+    /// exactly three fields: three `HashGet` lookups in place of a scan of
+    /// the whole hash into a record. None when the key is not a hash of three
+    /// fields; a value is None when its field is missing or not an integer.
+    /// The value strings Redis makes are freed before returning.
+    pub fn hash_ints3(
+        &self,
+        ctx: &Context,
+        names: [*mut raw::RedisModuleString; 3],
+    ) -> Option<[Option<i64>; 3]> {
+        let [n1, n2, n3] = names;
+        if self.ptr.is_null() || n1.is_null() || n2.is_null() || n3.is_null() {
+            return None;
+        }
+        // SAFETY: ptr is an open key; the names are live module strings; each
+        // name is followed by where its value goes, the list ends with NULL;
+        // the values HashGet makes are ours to free, and freed here once read.
+        unsafe {
+            let (Some(len), Some(get), Some(free)) = (
+                raw::RedisModule_ValueLength,
+                raw::RedisModule_HashGet,
+                raw::RedisModule_FreeString,
+            ) else {
+                return None;
+            };
+            if self.kind() != KeyKind::Hash || len(self.ptr) != 3 {
+                return None;
+            }
+            let mut v = [ptr::null_mut::<raw::RedisModuleString>(); 3];
+            let [v1, v2, v3] = &mut v;
+            get(
+                self.ptr,
+                raw::REDISMODULE_HASH_NONE as c_int,
+                n1,
+                v1 as *mut *mut raw::RedisModuleString,
+                n2,
+                v2 as *mut *mut raw::RedisModuleString,
+                n3,
+                v3 as *mut *mut raw::RedisModuleString,
+                ptr::null_mut::<c_void>(),
+            );
+            Some(v.map(|s| {
+                if s.is_null() {
+                    return None;
+                }
+                let n = crate::core::validate::parse_i64(string_slice(s));
+                free(ctx.get_raw(), s);
+                n
+            }))
+        }
+    }
+
     /// The bytes of a string key.
     pub fn read_string(&self) -> Option<Vec<u8>> {
         self.string_bytes().map(<[u8]>::to_vec)

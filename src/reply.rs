@@ -22,6 +22,9 @@ pub enum Reply {
     Null,
     Integer(i64),
     Integers(Vec<i64>),
+    /// Up to six integers without a heap allocation (the rate limiters'
+    /// verdicts): the first `len` of the array.
+    Ints([i64; 6], usize),
     /// Status lines, as Redis's own `... HELP` answers.
     Lines(Vec<String>),
     Map(Vec<(Vec<u8>, Value)>),
@@ -90,6 +93,16 @@ pub struct RecordMap {
     pub rec: Record,
     pub keep: fn(&[u8]) -> bool,
     pub tail: Vec<(&'static [u8], Value)>,
+}
+
+/// The five integers of a rate-limit verdict, then `extra` (RATELIMITALL's
+/// deciding limit), as an array reply.
+pub fn verdict(five: [i64; 5], extra: Option<i64>) -> Reply {
+    let [a, b, c, d, e] = five;
+    match extra {
+        Some(f) => Reply::Ints([a, b, c, d, e, f], 6),
+        None => Reply::Ints([a, b, c, d, e, 0], 5),
+    }
 }
 
 /// A map reply from byte pairs.
@@ -178,6 +191,13 @@ pub fn emit(ctx: &Context, result: Result<Reply, OAuthError>) {
             array(c, vs.len());
             for v in vs {
                 int(c, v);
+            }
+        }
+        Ok(Reply::Ints(vs, len)) => {
+            let vs = vs.get(..len).unwrap_or(&vs);
+            array(c, vs.len());
+            for v in vs {
+                int(c, *v);
             }
         }
         Ok(Reply::Lines(lines)) => {

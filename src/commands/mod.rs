@@ -346,16 +346,17 @@ fn dispatch(
     handler: Handler,
 ) -> c_int {
     let context = Context::new(ctx);
+    let keys_request = context.is_keys_position_request();
     let result = catch_unwind(AssertUnwindSafe(|| {
         let held = BorrowedArgs::new(ctx, argv, argc);
         let args = held.as_strings();
-        if context.is_keys_position_request() {
+        if keys_request {
             report_key_positions(&context, args);
             return Ok(Reply::Ok);
         }
         handler(&context, args)
     }));
-    if context.is_keys_position_request() {
+    if keys_request {
         return raw::Status::Ok as c_int;
     }
     let result = result.unwrap_or_else(|_| {

@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 
 use redis_module::{Context, RedisString};
+use smallvec::SmallVec;
 
 use super::{arg, bytes};
 use crate::clock::now_ms;
@@ -20,10 +21,17 @@ use crate::core::sliding::{
 };
 use crate::core::validate::{is_keyword, parse_i64};
 use crate::core::{OAuthError, OResult};
-use crate::effects::Effects;
+use crate::effects::{self, Effects};
 use crate::info::{self, Counter};
 use crate::keys::{wrong_redis_type, Key, KeyKind};
-use crate::reply::Reply;
+use crate::reply::{self, Reply};
+
+/// Argument `i` as bytes (the error of `commands::arg` when it is missing).
+pub fn raw_arg(args: &[RedisString], i: usize) -> OResult<&[u8]> {
+    args.get(i)
+        .map(RedisString::as_slice)
+        .ok_or_else(|| OAuthError::invalid_request("wrong number of arguments"))
+}
 
 pub fn int_arg(raw: &[u8], what: &str) -> OResult<i64> {
     parse_i64(raw).ok_or_else(|| OAuthError::invalid_request(format!("{what} is not an integer")))
@@ -89,18 +97,24 @@ fn load_counter(key: &Key) -> OResult<Option<CounterState>> {
 }
 
 /// Reads a sliding-window hash of exactly its three integer fields.
-fn load_sliding(key: &Key) -> OResult<Option<SlidingState>> {
+fn load_sliding(ctx: &Context, key: &Key) -> OResult<Option<SlidingState>> {
     let bad = || OAuthError::wrong_type("key holds a hash that is not a sliding-window counter");
     match key.kind() {
         KeyKind::Missing => Ok(None),
         KeyKind::Hash => {
-            let fields = key.read_hash();
-            if fields.len() != 3 {
-                return Err(bad());
-            }
-            let get = |name: &[u8]| fields.get(name).and_then(parse_i64);
-            match (get(F_START), get(F_CURRENT), get(F_PREVIOUS)) {
-                (Some(window_start_ms), Some(current), Some(previous)) => Ok(Some(SlidingState {
+            let values = match effects::sliding_names() {
+                Some(names) => key.hash_ints3(ctx, names).ok_or_else(bad)?,
+                None => {
+                    let fields = key.read_hash();
+                    if fields.len() != 3 {
+                        return Err(bad());
+                    }
+                    let get = |name: &[u8]| fields.get(name).and_then(parse_i64);
+                    [get(F_START), get(F_CURRENT), get(F_PREVIOUS)]
+                }
+            };
+            match values {
+                [Some(window_start_ms), Some(current), Some(previous)] => Ok(Some(SlidingState {
                     window_start_ms,
                     current,
                     previous,
@@ -121,8 +135,9 @@ enum Pending {
     Sliding(SlidingWrite),
 }
 
-/// The verdict of one limit, and its key, still open for the write.
-type Verdict = (RateReply, Option<Pending>, Key);
+/// The verdict of one limit, its key, still open for the write, and the
+/// key's expiry as read (a fixed-window counter's; None otherwise).
+type Verdict = (RateReply, Option<Pending>, Key, Option<i64>);
 
 fn evaluate(
     ctx: &Context,
@@ -132,23 +147,52 @@ fn evaluate(
     now: i64,
 ) -> OResult<Verdict> {
     let k = Key::open(ctx, key, true);
-    let (reply, pending) = match mode {
+    let (reply, pending, expiry) = match mode {
         Mode::Fixed => {
-            let d = fixed_window(params, load_counter(&k)?, now);
-            (d.reply, d.write.map(Pending::Fixed))
+            let state = load_counter(&k)?;
+            let d = fixed_window(params, state, now);
+            let expiry = state.and_then(|s| s.expire_at_ms);
+            (d.reply, d.write.map(Pending::Fixed), expiry)
         }
         Mode::Sliding => {
             let d = sliding_window(
                 params.limit,
                 params.window_ms,
                 params.cost,
-                load_sliding(&k)?,
+                load_sliding(ctx, &k)?,
                 now,
             );
-            (d.reply, d.write.map(Pending::Sliding))
+            (d.reply, d.write.map(Pending::Sliding), None)
         }
     };
-    Ok((reply, pending, k))
+    Ok((reply, pending, k, expiry))
+}
+
+/// Writes one limit's pending change through its open key: a counted fixed
+/// window at once (`effects::set_counter`, no journal, nothing allocated),
+/// anything else through a journal of its own. Either way applied,
+/// replicated and notified before the next limit's.
+fn write(ctx: &Context, key: &RedisString, k: Key, pending: Pending, expiry: Option<i64>) {
+    match pending {
+        Pending::Fixed(CounterWrite::Set {
+            count,
+            expire_at_ms,
+        }) => effects::set_counter(ctx, key, &k, count, expire_at_ms, expiry),
+        Pending::Sliding(w)
+            if effects::set_sliding(
+                ctx,
+                key,
+                &k,
+                [w.state.window_start_ms, w.state.current, w.state.previous],
+                w.expire_at_ms,
+            ) => {}
+        p => {
+            let mut fx = Effects::new();
+            fx.adopt(key, k);
+            apply(&mut fx, key, p);
+            fx.commit(ctx);
+        }
+    }
 }
 
 fn apply(fx: &mut Effects, key: &RedisString, pending: Pending) {
@@ -192,25 +236,32 @@ fn count(reply: &RateReply) {
 
 /// `OAUTH.RATELIMIT key limit window [COST n] [SLIDING]`
 pub fn ratelimit(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
-    let a = bytes(args);
+    // The arguments one by one: the 32-slot list of `bytes` costs more
+    // than the rest of the parsing of a four-argument call.
     let key = args
         .get(1)
         .ok_or_else(|| OAuthError::invalid_request("key is required"))?;
-    let limit = int_arg(arg(&a, 2)?, "limit")?;
-    let window = int_arg(arg(&a, 3)?, "window")?;
-    let (cost, mode) = parse_options(a.get(4..).unwrap_or_default(), true)?;
+    let limit = int_arg(raw_arg(args, 2)?, "limit")?;
+    let window = int_arg(raw_arg(args, 3)?, "window")?;
+    let options: SmallVec<[&[u8]; 4]> = args
+        .get(4..)
+        .unwrap_or_default()
+        .iter()
+        .map(RedisString::as_slice)
+        .collect();
+    let (cost, mode) = parse_options(&options, true)?;
     let params = FixedWindow::new(limit, window, cost)?;
 
-    let (reply, pending, k) = evaluate(ctx, key, params, mode, now_ms())?;
-    let mut fx = Effects::new();
+    let (reply, pending, k, expiry) = evaluate(ctx, key, params, mode, now_ms())?;
     if let Some(p) = pending {
-        fx.adopt(key, k);
-        apply(&mut fx, key, p);
+        write(ctx, key, k, p, expiry);
     }
-    fx.commit(ctx);
     count(&reply);
-    Ok(Reply::Integers(reply.to_array().to_vec()))
+    Ok(reply::verdict(reply.to_array(), None))
 }
+
+/// Up to this many keys, RATELIMITALL finds a repeated key by comparison.
+const FEW_KEYS: usize = 8;
 
 /// `OAUTH.RATELIMITALL numkeys key [key ...] limit window [limit window ...] [COST n] [SLIDING]`
 ///
@@ -230,13 +281,19 @@ pub fn ratelimit_all(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     }
     let n = n as usize; // 1..=max, from a usize
     let (cost, mode) = parse_options(a.get(2 + 3 * n..).unwrap_or_default(), true)?;
-    let mut specs: Vec<(&RedisString, FixedWindow)> = Vec::with_capacity(n);
-    let mut seen: HashSet<&[u8]> = HashSet::with_capacity(n);
+    let mut specs: SmallVec<[(&RedisString, FixedWindow); 4]> = SmallVec::with_capacity(n);
+    // Duplicates: by comparison for a few keys, by a hash set for many.
+    let mut seen: HashSet<&[u8]> = HashSet::new();
     for i in 0..n {
         let key = args
             .get(2 + i)
             .ok_or_else(|| OAuthError::invalid_request("key is required"))?;
-        if !seen.insert(key.as_slice()) {
+        let twice = if n <= FEW_KEYS {
+            specs.iter().any(|(k, _)| k.as_slice() == key.as_slice())
+        } else {
+            !seen.insert(key.as_slice())
+        };
+        if twice {
             return Err(OAuthError::invalid_request(
                 "a key appears twice; each limit needs its own key",
             ));
@@ -248,30 +305,23 @@ pub fn ratelimit_all(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     }
 
     let now = now_ms();
-    let mut verdicts = Vec::with_capacity(n);
+    let mut verdicts: SmallVec<[(&RedisString, Verdict); 4]> = SmallVec::with_capacity(n);
     for (key, params) in &specs {
         verdicts.push((*key, evaluate(ctx, key, *params, mode, now)?));
     }
-    let replies: Vec<RateReply> = verdicts.iter().map(|(_, (r, _, _))| *r).collect();
+    let replies: SmallVec<[RateReply; 4]> = verdicts.iter().map(|(_, (r, ..))| *r).collect();
     let (combined, deciding) =
         combine(&replies).ok_or_else(|| OAuthError::internal("no limits to combine"))?;
-    let mut fx = Effects::new();
-    for (key, (_, pending, k)) in verdicts {
+    for (key, (_, pending, k, expiry)) in verdicts {
         match pending {
             // All-or-nothing: counts are written only if every limit allows.
             Some(Pending::Fixed(CounterWrite::Set { .. }) | Pending::Sliding(_))
                 if combined.limited => {}
             // Giving an immortal counter its expiry is a repair, not a count.
-            Some(p) => {
-                fx.adopt(key, k);
-                apply(&mut fx, key, p);
-            }
+            Some(p) => write(ctx, key, k, p, expiry),
             None => {}
         }
     }
-    fx.commit(ctx);
     count(&combined);
-    let mut out = combined.to_array().to_vec();
-    out.push(deciding as i64);
-    Ok(Reply::Integers(out))
+    Ok(reply::verdict(combined.to_array(), Some(deciding as i64)))
 }

@@ -9,16 +9,15 @@
 
 use redis_module::{Context, RedisString};
 
-use super::ratelimit::int_arg;
-use super::{arg, bytes};
+use super::ratelimit::{int_arg, raw_arg};
 use crate::clock::now_ns;
 use crate::core::gcra::{gcra, Gcra};
 use crate::core::validate::{is_keyword, parse_i64};
 use crate::core::{OAuthError, OResult};
-use crate::effects::Effects;
+use crate::effects;
 use crate::info::{self, Counter};
 use crate::keys::{wrong_redis_type, Key, KeyKind};
-use crate::reply::Reply;
+use crate::reply::{self, Reply};
 
 fn load_tat(key: &Key) -> OResult<Option<i64>> {
     match key.kind() {
@@ -36,16 +35,15 @@ fn load_tat(key: &Key) -> OResult<Option<i64>> {
 }
 
 pub fn throttle(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
-    let a = bytes(args);
     let key = args
         .get(1)
         .ok_or_else(|| OAuthError::invalid_request("key is required"))?;
-    let burst = int_arg(arg(&a, 2)?, "max_burst")?;
-    let count = int_arg(arg(&a, 3)?, "count")?;
-    let period = int_arg(arg(&a, 4)?, "period")?;
-    let cost = match a.get(5..).unwrap_or_default() {
+    let burst = int_arg(raw_arg(args, 2)?, "max_burst")?;
+    let count = int_arg(raw_arg(args, 3)?, "count")?;
+    let period = int_arg(raw_arg(args, 4)?, "period")?;
+    let cost = match args.get(5..).unwrap_or_default() {
         [] => 1,
-        [kw, n] if is_keyword(kw, "COST") => int_arg(n, "COST")?,
+        [kw, n] if is_keyword(kw.as_slice(), "COST") => int_arg(n.as_slice(), "COST")?,
         _ => {
             return Err(OAuthError::invalid_request(
                 "unknown option; expected COST n",
@@ -57,16 +55,16 @@ pub fn throttle(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     let k = Key::open(ctx, key, true);
     let tat = load_tat(&k)?;
     let d = gcra(params, tat, now_ns());
-    let mut fx = Effects::new();
     if let Some(w) = d.write {
-        fx.adopt(key, k)
-            .set_pxat(key, w.tat_ns.to_string().into_bytes(), w.expire_at_ms);
+        // The expiry moves with the TAT on nearly every write: set it
+        // without reading it first.
+        effects::set_counter(ctx, key, &k, w.tat_ns, w.expire_at_ms, None);
     }
-    fx.commit(ctx);
+    drop(k);
     info::bump(if d.reply.limited {
         Counter::RateLimitLimited
     } else {
         Counter::RateLimitAllowed
     });
-    Ok(Reply::Integers(d.reply.to_array().to_vec()))
+    Ok(reply::verdict(d.reply.to_array(), None))
 }
