@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use redis_module::{Context, RedisString};
 use smallvec::SmallVec;
 
-use super::{arg, bytes};
+use super::{arg, bytes, int_arg, raw_arg};
 use crate::clock::now_ms;
 use crate::core::rate::{
     combine, fixed_window, CounterState, CounterWrite, FixedWindow, RateReply,
@@ -25,17 +25,6 @@ use crate::effects::{self, Effects};
 use crate::info::{self, Counter};
 use crate::keys::{wrong_redis_type, Key, KeyKind};
 use crate::reply::{self, Reply};
-
-/// Argument `i` as bytes (the error of `commands::arg` when it is missing).
-pub fn raw_arg(args: &[RedisString], i: usize) -> OResult<&[u8]> {
-    args.get(i)
-        .map(RedisString::as_slice)
-        .ok_or_else(|| OAuthError::invalid_request("wrong number of arguments"))
-}
-
-pub fn int_arg(raw: &[u8], what: &str) -> OResult<i64> {
-    parse_i64(raw).ok_or_else(|| OAuthError::invalid_request(format!("{what} is not an integer")))
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {

@@ -9,7 +9,7 @@
 
 use redis_module::{Context, RedisString};
 
-use super::ratelimit::{int_arg, raw_arg};
+use super::{int_arg, raw_arg};
 use crate::clock::now_ns;
 use crate::core::gcra::{gcra, Gcra};
 use crate::core::validate::{is_keyword, parse_i64};
