@@ -14,8 +14,8 @@ use crate::clock::now_ms;
 use crate::core::grammar::{self, Grammar};
 use crate::core::record::{self, Kind, Record, F_CREATED, F_GRANT, F_KIND};
 use crate::core::token::{
-    decide_rotation, is_cut_off, rotated_marks, successor_fields, RotateDecision, F_GRACE_LEFT,
-    F_PREVIOUS,
+    present_refresh, replay_allowed, rotated_marks, successor_fields, Presented, RotateDecision,
+    F_GRACE_LEFT, F_PREVIOUS,
 };
 use crate::core::validate::{
     check_record_size, parse_bounded, parse_fields, parse_ttl, Fields, Limits,
@@ -135,43 +135,38 @@ pub fn rotate(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
 
     let (old, old_expiry) = {
         let k = Key::open(ctx, old_key, true);
-        match load_record(&k, Kind::Refresh)? {
-            Some(r) => (r, k.abs_expire()),
-            None => {
-                return Err(OAuthError::invalid_grant(
-                    "refresh token not found or expired",
-                ))
-            }
-        }
+        let rec = load_record(&k, Kind::Refresh)?;
+        (rec, k.abs_expire())
     };
     let now = now_ms();
-    if old_expiry.is_some_and(|at| at <= now) {
-        // Expired, though a MULTI or a script still finds it (see keys::expired).
-        return Err(OAuthError::invalid_grant(
-            "refresh token not found or expired",
+    let decision = match present_refresh(old.as_ref().map(|r| (r, old_expiry)), &cutoffs, now) {
+        Presented::Gone => {
+            return Err(OAuthError::invalid_grant(
+                "refresh token not found or expired",
+            ))
+        }
+        Presented::CutOff => return Err(OAuthError::invalid_grant("refresh token revoked")),
+        Presented::Decision(d) => d,
+    };
+    let Some(old) = old else {
+        return Err(OAuthError::internal(
+            "a presented refresh token without its record",
         ));
-    }
-    if is_cut_off(&old, &cutoffs) {
-        return Err(OAuthError::invalid_grant("refresh token revoked"));
-    }
+    };
 
-    match decide_rotation(&old, now) {
+    match decision {
         RotateDecision::Reuse => reused(ctx, old_key, &old),
         RotateDecision::Replay {
             successor,
             access,
             uses_left,
         } => {
-            // Only a successor that is still live and unrotated can be handed out again.
             let succ_key = crate::keys::rstr(ctx, successor.as_slice());
             let succ = load_record(&Key::open(ctx, &succ_key, false), Kind::Refresh)
                 .ok()
                 .flatten();
             match succ {
-                Some(s)
-                    if decide_rotation(&s, now) == RotateDecision::Rotate
-                        && s.get(F_PREVIOUS) == Some(old_key.as_slice()) =>
-                {
+                Some(s) if replay_allowed(Some(&s), old_key.as_slice(), now) => {
                     let mut fx = Effects::new();
                     fx.hset(
                         old_key,

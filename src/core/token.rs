@@ -70,6 +70,41 @@ pub fn decide_rotation(rec: &Record, now_ms: i64) -> RotateDecision {
     }
 }
 
+/// What presenting a refresh token at `now_ms` comes to, given the record
+/// and its absolute expiry (None: no such token) and the cutoffs it is
+/// checked against: gone (missing, or expired on the clock, which MULTI and
+/// scripts freeze), revoked by a cutoff, or a rotation decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presented {
+    Gone,
+    CutOff,
+    Decision(RotateDecision),
+}
+
+pub fn present_refresh(
+    old: Option<(&Record, Option<i64>)>,
+    cutoffs_ms: &[i64],
+    now_ms: i64,
+) -> Presented {
+    match old {
+        None => Presented::Gone,
+        Some((_, Some(at))) if at <= now_ms => Presented::Gone,
+        Some((rec, _)) if is_cut_off(rec, cutoffs_ms) => Presented::CutOff,
+        Some((rec, _)) => Presented::Decision(decide_rotation(rec, now_ms)),
+    }
+}
+
+/// Whether a retry within the grace window may be answered with the
+/// successor `succ` again: only a successor that is still a live, unrotated
+/// refresh token and names the presented token (`presented_key`) as its
+/// predecessor. Anything else makes the retry a reuse.
+pub fn replay_allowed(succ: Option<&Record>, presented_key: &[u8], now_ms: i64) -> bool {
+    succ.is_some_and(|s| {
+        decide_rotation(s, now_ms) == RotateDecision::Rotate
+            && s.get(F_PREVIOUS) == Some(presented_key)
+    })
+}
+
 /// The fields of a successor: the old token's caller fields, overridden by
 /// the given ones. A given `scope` must not widen the old one.
 pub fn successor_fields<'a>(
@@ -207,6 +242,69 @@ mod tests {
         assert_eq!(
             secret_hash(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn presenting_a_refresh_token_rule_by_rule() {
+        let now = 1_000_000;
+        let live = rec(&[("_kind", "refresh"), ("_created", "500"), ("sub", "u1")]);
+        type Case<'a> = (
+            &'a str,
+            Option<(&'a Record, Option<i64>)>,
+            &'a [i64],
+            Presented,
+        );
+        let cases: Vec<Case> = vec![
+            ("missing", None, &[], Presented::Gone),
+            (
+                "expired on the clock",
+                Some((&live, Some(now))),
+                &[],
+                Presented::Gone,
+            ),
+            (
+                "no expiry, live",
+                Some((&live, None)),
+                &[],
+                Presented::Decision(RotateDecision::Rotate),
+            ),
+            (
+                "created before a cutoff",
+                Some((&live, Some(now + 1))),
+                &[500],
+                Presented::CutOff,
+            ),
+            (
+                "created after the cutoff",
+                Some((&live, Some(now + 1))),
+                &[499],
+                Presented::Decision(RotateDecision::Rotate),
+            ),
+        ];
+        for (what, old, cutoffs, expected) in cases {
+            assert_eq!(present_refresh(old, cutoffs, now), expected, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_replay_hands_out_only_a_live_unrotated_successor_of_this_token() {
+        let now = 1_000_000;
+        let succ = rec(&[("_kind", "refresh"), ("_previous", "rt:1")]);
+        assert!(replay_allowed(Some(&succ), b"rt:1", now));
+        assert!(
+            !replay_allowed(Some(&succ), b"rt:other", now),
+            "names another token"
+        );
+        assert!(!replay_allowed(None, b"rt:1", now), "gone");
+        let rotated = rec(&[
+            ("_kind", "refresh"),
+            ("_previous", "rt:1"),
+            ("_rotated", "1"),
+        ]);
+        assert!(
+            !replay_allowed(Some(&rotated), b"rt:1", now),
+            "rotated itself"
         );
     }
 }
