@@ -51,8 +51,7 @@ pub const STACK_ARGS: usize = 32;
 
 /// The command's arguments as `RedisString`s that borrow Redis's argument
 /// vector instead of taking a reference each (`decode_args` retains every
-/// argument and frees it again, about 40 instructions per argument on every
-/// call, and allocates the vector). `ManuallyDrop` keeps them from being
+/// argument and frees it again on every call, and allocates the vector). `ManuallyDrop` keeps them from being
 /// freed: Redis owns them and they outlive the handler. A handler that keeps
 /// one beyond its call takes its own reference with `keys::share`.
 struct BorrowedArgs {

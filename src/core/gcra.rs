@@ -205,11 +205,25 @@ mod tests {
             let d = gcra(p, None, now);
             assert!(d.reply.reset_after >= 0);
         }
-        assert!(Gcra::new(-1, 1, 1, 1).is_err());
-        assert!(Gcra::new(0, 0, 1, 1).is_err());
-        assert!(Gcra::new(0, 1, 0, 1).is_err());
-        assert!(Gcra::new(0, 1, MAX_WINDOW_SECONDS + 1, 1).is_err());
-        assert!(Gcra::new(0, 1, 1, -1).is_err());
+        let refused = |r: OResult<Gcra>, starts: &str| {
+            let e = r.expect_err(starts);
+            assert_eq!(e.code, crate::core::ErrorCode::InvalidRequest, "{e}");
+            assert!(e.message.starts_with(starts), "{e}");
+        };
+        refused(
+            Gcra::new(-1, 1, 1, 1),
+            "max_burst must be an integer from 0 to ",
+        );
+        refused(Gcra::new(0, 0, 1, 1), "count must be an integer from 1 to ");
+        refused(
+            Gcra::new(0, 1, 0, 1),
+            "period must be an integer number of seconds",
+        );
+        refused(
+            Gcra::new(0, 1, MAX_WINDOW_SECONDS + 1, 1),
+            "period must be an integer number of seconds",
+        );
+        refused(Gcra::new(0, 1, 1, -1), "COST must be an integer from 0 to ");
     }
 
     #[test]

@@ -366,14 +366,34 @@ mod tests {
 
     #[test]
     fn costs_and_bounds() {
-        assert!(FixedWindow::new(0, 10, 1).is_err());
-        assert!(FixedWindow::new(10, 0, 1).is_err());
-        assert!(FixedWindow::new(10, MAX_WINDOW_SECONDS + 1, 1).is_err());
-        assert!(FixedWindow::new(10, 10, -1).is_err());
+        let refused = |r: OResult<FixedWindow>, starts: &str| {
+            let e = r.expect_err(starts);
+            assert_eq!(e.code, crate::core::ErrorCode::InvalidRequest, "{e}");
+            assert!(e.message.starts_with(starts), "{e}");
+        };
+        refused(
+            FixedWindow::new(0, 10, 1),
+            "limit must be an integer from 1 to ",
+        );
+        refused(
+            FixedWindow::new(10, 0, 1),
+            "window must be an integer number of seconds",
+        );
+        refused(
+            FixedWindow::new(10, MAX_WINDOW_SECONDS + 1, 1),
+            "window must be an integer number of seconds",
+        );
+        refused(
+            FixedWindow::new(10, 10, -1),
+            "COST must be a non-negative integer",
+        );
         let never = fixed_window(fw(10, 10, 11), None, 0);
         assert_eq!(never.reply.to_array(), [1, 10, 10, -1, 0]);
         assert_eq!(never.write, None);
-        assert!(FixedWindow::new(MAX_LIMIT + 1, 10, 1).is_err());
+        refused(
+            FixedWindow::new(MAX_LIMIT + 1, 10, 1),
+            "limit must be an integer from 1 to ",
+        );
         let p = fw(MAX_LIMIT, MAX_WINDOW_SECONDS, MAX_LIMIT);
         let d = fixed_window(
             p,

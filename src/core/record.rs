@@ -450,8 +450,8 @@ pub fn tombstone_pairs<'a>(
 }
 
 /// The decimal form of `n`, written into `buf` (20 bytes hold any `i64`).
-/// Digit by digit from the end of `buf` (`write!` through `core::fmt` cost
-/// about 300 instructions a number, on the rate limiters' every call).
+/// Digit by digit from the end of `buf`, without `core::fmt` (this runs on
+/// every rate-limiter call; docs/benchmarks.md has the measurements).
 pub fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
     let mut v = n.unsigned_abs();
     let mut at = buf.len();
