@@ -123,6 +123,14 @@ pub static INT_SETTINGS: &[IntSetting] = &[
         max: 100 * YEAR,
         doc: "longest client-registration ttl in seconds (also the ttl when none is given)",
     },
+    IntSetting {
+        name: "census-batch",
+        value: &crate::census::BATCH,
+        default: crate::core::inventory::DEFAULT_CENSUS_BATCH,
+        min: 0,
+        max: 100_000,
+        doc: "keys the census looks at per server tick for INFO oauth_census (0 stops it)",
+    },
 ];
 
 pub static BOOL_SETTINGS: &[BoolSetting] = &[

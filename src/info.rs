@@ -1,4 +1,6 @@
-//! Counters since start, shown by `INFO oauth` (fields prefixed `oauth_`).
+//! Counters since start (`INFO oauth_stats`) and the census's live counts
+//! (`INFO oauth_census`, from `crate::census`); Redis prefixes every field
+//! with `oauth_`.
 //! One list declares each counter with its INFO name, so none is forgotten.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +46,7 @@ counters! {
     CutoffsSet => "cutoffs_set",
     ClientsSaved => "clients_saved",
     ClientVerifyFailed => "client_verify_failed",
+    RecordsPurged => "records_purged",
     Panics => "panics",
 }
 
@@ -71,12 +74,17 @@ pub fn grant_failure(f: GrantFailure) {
     });
 }
 
-/// The `oauth` INFO section (Redis prefixes it with the module name: `oauth_stats`).
+/// The module's INFO sections (Redis prefixes them with the module name:
+/// `oauth_stats`, `oauth_census`).
 pub fn section(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<()> {
     let mut section = ctx.builder().add_section("stats");
     for (name, value) in NAMES.iter().zip(COUNTERS.iter()) {
         section = section.field(name, value.load(Ordering::Relaxed))?;
     }
-    section.build_section()?.build_info()?;
+    let mut census = section.build_section()?.add_section("census");
+    for (name, value) in crate::census::info_fields() {
+        census = census.field(name, value)?;
+    }
+    census.build_section()?.build_info()?;
     Ok(())
 }

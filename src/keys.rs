@@ -82,10 +82,27 @@ impl Key {
 
     /// All fields of a hash key, in the order Redis stores them.
     pub fn read_hash(&self) -> Record {
-        let mut out = Record::with_capacity(16, 512);
         if self.kind() != KeyKind::Hash {
-            return out;
+            return Record::default();
         }
+        self.scan_elements()
+    }
+
+    /// The members of a set key (empty for another type), read with the key
+    /// API like a hash, so nothing shows in MONITOR or the command stats.
+    pub fn read_set(&self) -> Vec<Vec<u8>> {
+        if self.kind() != KeyKind::Set {
+            return Vec::new();
+        }
+        self.scan_elements()
+            .fields()
+            .map(|(member, _)| member.to_vec())
+            .collect()
+    }
+
+    /// Every element of a hash (field, value) or a set (member, empty).
+    fn scan_elements(&self) -> Record {
+        let mut out = Record::with_capacity(16, 512);
         // SAFETY: scan functions exist from Redis 6.0.6; the callback only copies
         // the borrowed strings into `out`, which outlives the scan. The
         // cursor is the module's one (see `scan_cursor`), restarted first.

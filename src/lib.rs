@@ -3,10 +3,12 @@
 //! `core` is the pure domain (no Redis). Everything else is the thin shell:
 //! `commands` (one file per command family, plus the command table),
 //! `keys` (reads), `effects` (writes + replication), `encoding` (the
-//! server's listpack limits), `reply`, `config`, `info` and `clock`.
+//! server's listpack limits), `census` (live counts by class), `reply`,
+//! `config`, `info` and `clock`.
 
 use redis_module::{redis_module, Context, InfoContext, RedisResult, RedisString, Status};
 
+pub mod census;
 pub mod clock;
 pub mod commands;
 pub mod config;
@@ -94,12 +96,17 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         }
     }
     encoding::track(ctx);
+    if let Err(e) = census::start(ctx) {
+        ctx.log_warning(&format!("redis-oauth: {e}. Not loading."));
+        return Status::Err;
+    }
     Status::Ok
 }
 
 fn deinit(_ctx: &Context) -> Status {
     effects::free_words();
     keys::free_scan_cursor();
+    census::stop();
     Status::Ok
 }
 

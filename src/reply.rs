@@ -15,6 +15,8 @@ pub enum Value {
     Bytes(Vec<u8>),
     Int(i64),
     Bool(bool),
+    /// A nested map (a listed record's fields).
+    Map(Vec<(Vec<u8>, Value)>),
 }
 
 pub enum Reply {
@@ -30,6 +32,10 @@ pub enum Reply {
     Map(Vec<(Vec<u8>, Value)>),
     /// A map of a record's fields, answered straight from the loaded record.
     Record(RecordMap),
+    /// A bulk string (a cursor).
+    Bulk(Vec<u8>),
+    /// An array of replies (a cursor and what one step found).
+    Array(Vec<Reply>),
     /// The `+OK` of a command the module ran through `RedisModule_Call`,
     /// passed on as Redis wrote it.
     Forward(Forward),
@@ -166,8 +172,15 @@ pub fn emit(ctx: &Context, result: Result<Reply, OAuthError>) {
                 }
             }
         }
+        Ok(reply) => write(c, reply),
+    }
+}
+
+/// Writes one reply (recursively for arrays).
+fn write(c: *mut raw::RedisModuleCtx, reply: Reply) {
+    match reply {
         // SAFETY: plain reply call on the live context with a static string.
-        Ok(Reply::Ok) => unsafe {
+        Reply::Ok => unsafe {
             if let Some(f) = raw::RedisModule_ReplyWithSimpleString {
                 f(c, c"OK".as_ptr());
             }
@@ -175,45 +188,52 @@ pub fn emit(ctx: &Context, result: Result<Reply, OAuthError>) {
         // SAFETY: r holds a live call reply (freed when r drops, after Redis
         // has copied it into the client's output); `into_reply` made a
         // Forward only where ReplyWithCallReply exists.
-        Ok(Reply::Forward(r)) => unsafe {
+        Reply::Forward(r) => unsafe {
             if let Some(f) = raw::RedisModule_ReplyWithCallReply {
                 f(c, r.0);
             }
         },
-        Ok(Reply::Null) => unsafe {
+        Reply::Null => unsafe {
             // SAFETY: plain reply call on the live context.
             if let Some(f) = raw::RedisModule_ReplyWithNull {
                 f(c);
             }
         },
-        Ok(Reply::Integer(v)) => int(c, v),
-        Ok(Reply::Integers(vs)) => {
+        Reply::Integer(v) => int(c, v),
+        Reply::Integers(vs) => {
             array(c, vs.len());
             for v in vs {
                 int(c, v);
             }
         }
-        Ok(Reply::Ints(vs, len)) => {
+        Reply::Ints(vs, len) => {
             let vs = vs.get(..len).unwrap_or(&vs);
             array(c, vs.len());
             for v in vs {
                 int(c, *v);
             }
         }
-        Ok(Reply::Lines(lines)) => {
+        Reply::Lines(lines) => {
             array(c, lines.len());
             for l in lines {
                 simple(c, &l);
             }
         }
-        Ok(Reply::Map(pairs)) => {
+        Reply::Map(pairs) => {
             map(c, pairs.len());
             for (k, v) in &pairs {
                 bulk(c, k);
                 value(c, v);
             }
         }
-        Ok(Reply::Record(r)) => {
+        Reply::Bulk(b) => bulk(c, &b),
+        Reply::Array(items) => {
+            array(c, items.len());
+            for item in items {
+                write(c, item);
+            }
+        }
+        Reply::Record(r) => {
             let kept = r.rec.fields().filter(|(f, _)| (r.keep)(f)).count();
             map(c, r.head.len() + kept + r.tail.len());
             for (k, v) in &r.head {
@@ -245,6 +265,13 @@ fn value(ctx: *mut raw::RedisModuleCtx, v: &Value) {
     match v {
         Value::Bytes(b) => bulk(ctx, b),
         Value::Int(i) => int(ctx, *i),
+        Value::Map(pairs) => {
+            map(ctx, pairs.len());
+            for (k, v) in pairs {
+                bulk(ctx, k);
+                value(ctx, v);
+            }
+        }
         Value::Bool(b) => unsafe {
             // SAFETY: ReplyWithBool is `:1/:0` in RESP2, `#t/#f` in RESP3.
             if let Some(f) = raw::RedisModule_ReplyWithBool {

@@ -17,6 +17,7 @@ pub mod records;
 pub mod register;
 pub mod table;
 
+pub mod admin;
 pub mod client;
 pub mod code;
 pub mod grant;

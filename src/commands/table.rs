@@ -7,7 +7,7 @@ use std::os::raw::c_int;
 
 use redis_module::raw;
 
-use super::{client, code, grant, help, ratelimit, refresh, state, throttle, token};
+use super::{admin, client, code, grant, help, ratelimit, refresh, state, throttle, token};
 use crate::core::grammar::Grammar;
 
 /// Where a key spec starts looking.
@@ -310,6 +310,28 @@ pub static SPECS: &[CmdSpec] = &[
         syntax: "OAUTH.RATELIMITALL numkeys key [key ...] limit window [limit window ...] [COST n] [SLIDING]",
         summary: "Checks several window limits at once; counts the request against all only if all allow it.",
         complexity: "O(N) where N is the number of limits.",
+        grammar: None,
+    },
+    CmdSpec {
+        name: "oauth.scan",
+        entry: entry!(admin::scan),
+        flags: "readonly",
+        arity: -2,
+        keys: &[],
+        syntax: "OAUTH.SCAN cursor [MATCH pattern] [COUNT count] [KIND kind] [CLIENT client_id] [SUBJECT sub]",
+        summary: "Lists records of this node by class (code, token, refresh, client, state, grant, ...), one SCAN step per call; keys the caller's ACL may not read are skipped.",
+        complexity: "O(1) for every call. O(N) for a complete iteration, N being the number of keys of the node.",
+        grammar: None,
+    },
+    CmdSpec {
+        name: "oauth.purgeclient",
+        entry: entry!(admin::purgeclient),
+        flags: "write",
+        arity: -3,
+        keys: &[],
+        syntax: "OAUTH.PURGECLIENT client_id cursor [MATCH pattern] [COUNT count]",
+        summary: "Deletes, one SCAN step per call, a client's registration, codes, tokens, states and grants on this node; answers counts by class.",
+        complexity: "O(1) for every call. O(N) for a complete iteration, N being the number of keys of the node.",
         grammar: None,
     },
 ];

@@ -19,6 +19,9 @@ pub enum ErrorCode {
     Exists,
     /// The key holds another Redis type, or a record of another kind.
     WrongType,
+    /// The caller's ACL does not allow a key the command found (the admin
+    /// commands, whose keys are not declared).
+    NoPerm,
     /// A bug inside the module (a caught panic); the data was not changed.
     Internal,
 }
@@ -31,6 +34,7 @@ impl ErrorCode {
             ErrorCode::InvalidScope => "INVALID_SCOPE",
             ErrorCode::Exists => "EXISTS",
             ErrorCode::WrongType => "WRONGTYPE",
+            ErrorCode::NoPerm => "NOPERM",
             ErrorCode::Internal => "ERR",
         }
     }

@@ -6,6 +6,7 @@ pub mod dump;
 pub mod error;
 pub mod gcra;
 pub mod grammar;
+pub mod inventory;
 pub mod pkce;
 pub mod rate;
 pub mod record;
