@@ -63,6 +63,8 @@ const COMMANDS: &[&str] = &[
     "OAUTH.DELETECLIENT",
     "OAUTH.THROTTLE",
     "OAUTH.RATELIMITALL",
+    "OAUTH.SCAN",
+    "OAUTH.PURGECLIENT",
 ];
 
 const KEYWORDS: &[&str] = &[
@@ -576,6 +578,48 @@ impl Gen {
                 }
                 if r.rng.one_in(2) {
                     a.push(b"SLIDING".to_vec());
+                }
+            }
+            "OAUTH.SCAN" | "OAUTH.PURGECLIENT" => {
+                if name == "OAUTH.PURGECLIENT" {
+                    // Mostly clients that own nothing, so the flows keep their records.
+                    a.push(b(*r.rng.pick(&[&b"app9"[..], b"nobody", b"", b"app1"])));
+                }
+                a.push(if r.rng.one_in(3) {
+                    r.num()
+                } else {
+                    b"0".to_vec()
+                });
+                let mut opts: Vec<Vec<Vec<u8>>> = vec![
+                    vec![
+                        b"COUNT".to_vec(),
+                        if r.rng.one_in(3) {
+                            r.num()
+                        } else {
+                            b"5".to_vec()
+                        },
+                    ],
+                    vec![
+                        b"MATCH".to_vec(),
+                        b(*r.rng.pick(&[&b"*"[..], b"oauth:*", b"[", b"\\"])),
+                    ],
+                ];
+                if name == "OAUTH.SCAN" {
+                    opts.push(vec![
+                        b"KIND".to_vec(),
+                        b(*r.rng
+                            .pick(&[&b"token"[..], b"grant", b"CODE", b"nope", b""])),
+                    ]);
+                    opts.push(vec![
+                        b"CLIENT".to_vec(),
+                        b(*r.rng.pick(&[&b"app1"[..], b""])),
+                    ]);
+                    opts.push(vec![b"SUBJECT".to_vec(), r.key()]);
+                }
+                for o in opts {
+                    if r.rng.one_in(2) {
+                        a.extend(o);
+                    }
                 }
             }
             _ => {} // OAUTH.HELP
