@@ -4,8 +4,9 @@
 //! `del` event arrives after the key is gone, so its class is unknown then.
 //! Instead, on every server tick (`hz`, 10 a second by default) the census
 //! looks at up to `oauth.census-batch` keys, walking each database with the
-//! module API's keyspace cursor,
-//! classifies them as `OAUTH.SCAN` does, and when a pass over every database
+//! module API's keyspace cursor, classifies them as `OAUTH.SCAN` does (a set
+//! counts as a grant when a live record names it in `_grant`), and when a
+//! pass over every database
 //! ends it publishes the totals. A pass starts again at once, so the counts
 //! are never older than one pass; INFO shows the pass's age and length.
 //!
@@ -23,9 +24,8 @@ use std::sync::Mutex;
 use redis_module::{raw, Context, ContextFlags};
 
 use crate::clock::now_ms;
-use crate::commands::admin::look;
 use crate::core::inventory::{Class, Summary, Tally, DEFAULT_CENSUS_BATCH};
-use crate::keys::rstr;
+use crate::keys::{expired, Key, KeyKind};
 
 /// Keys looked at per server tick (`oauth.census-batch`); 0 stops the census.
 pub static BATCH: AtomicI64 = AtomicI64::new(DEFAULT_CENSUS_BATCH);
@@ -74,37 +74,60 @@ fn restart() {
 
 /// The keyspace cursor of the census: the module API's own (`RM_Scan`),
 /// which, unlike SCAN through `RM_Call`, shows in neither MONITOR nor the
-/// command statistics. Made once, kept for the module's life.
+/// command statistics, and hands each key over without a lookup. Made once,
+/// kept for the module's life.
 struct Cursor(*mut raw::RedisModuleScanCursor);
 // SAFETY: the cursor is only used on the main thread, under STATE's lock.
 unsafe impl Send for Cursor {}
 
 static CURSOR: Mutex<Option<Cursor>> = Mutex::new(None);
 
-/// Collects the names a scan step reports. Looking at the keys happens after
-/// the step returns: opening a key can expire (delete) it, which the module
-/// API forbids while the scan is inside the dictionary.
-extern "C" fn collect_name(
+/// What one scan step passes to its callback.
+struct StepData<'a> {
+    tally: &'a mut Tally,
+    now: i64,
+    seen: i64,
+}
+
+/// Classifies one key with the handle the scan passes: no lookup by name,
+/// so the census never touches a key's LRU/LFU, counts no keyspace hit or
+/// miss, and never expires (deletes) a key. Expired keys are skipped.
+extern "C" fn tally_key(
     _ctx: *mut raw::RedisModuleCtx,
     name: *mut raw::RedisModuleString,
-    _key: *mut raw::RedisModuleKey,
+    key: *mut raw::RedisModuleKey,
     privdata: *mut c_void,
 ) {
-    if privdata.is_null() || name.is_null() {
+    if privdata.is_null() || name.is_null() || key.is_null() {
         return;
     }
-    // SAFETY: privdata is the Vec passed by `step`, alive during the scan;
-    // the name lives until the callback returns, and is copied.
-    unsafe {
-        let out = &mut *privdata.cast::<Vec<Vec<u8>>>();
-        let mut len = 0usize;
-        if let Some(ptr_len) = raw::RedisModule_StringPtrLen {
-            let p = ptr_len(name, &mut len);
-            if !p.is_null() {
-                out.push(std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec());
-            }
+    // SAFETY: privdata is the StepData passed by `tick`, alive during the
+    // scan; the name and the key handle live until the callback returns and
+    // are only read (the hash through the key API's own field scan). A
+    // panic must not unwind into Redis's scan: it is caught here.
+    let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+        let data = &mut *privdata.cast::<StepData>();
+        data.seen += 1;
+        data.tally.keys = data.tally.keys.saturating_add(1);
+        let key = Key::borrowed(key);
+        if expired(&key, data.now) {
+            return;
         }
-    }
+        match key.kind() {
+            KeyKind::Hash => data.tally.add_record(&key.read_hash()),
+            KeyKind::Set => {
+                let mut len = 0usize;
+                if let Some(ptr_len) = raw::RedisModule_StringPtrLen {
+                    let p = ptr_len(name, &mut len);
+                    if !p.is_null() {
+                        data.tally
+                            .add_set(std::slice::from_raw_parts(p.cast::<u8>(), len));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }));
 }
 
 /// Most scan steps (hash-table buckets) in one tick, so a sparse table does
@@ -162,32 +185,29 @@ fn tick(ctx: &Context) {
     let mut left = batch;
     let mut steps = 0;
     let mut finished = false;
-    let mut names: Vec<Vec<u8>> = Vec::new();
     while left > 0 && steps < MAX_STEPS_PER_TICK {
         // SAFETY: an id past the last database is refused.
         if unsafe { select_db(c, pass.db) } != raw::REDISMODULE_OK as i32 {
             finished = true;
             break;
         }
-        names.clear();
-        // SAFETY: the callback only copies names into `names`, which
-        // outlives the call.
+        let mut data = StepData {
+            tally: &mut pass.tally,
+            now,
+            seen: 0,
+        };
+        // SAFETY: the callback only reads the keys it is handed and writes
+        // into `data`, which outlives the call.
         let more = unsafe {
             scan(
                 c,
                 cursor,
-                Some(collect_name),
-                (&mut names as *mut Vec<Vec<u8>>).cast::<c_void>(),
+                Some(tally_key),
+                (&mut data as *mut StepData).cast::<c_void>(),
             )
         };
         steps += 1;
-        left = left.saturating_sub(i64::try_from(names.len()).unwrap_or(i64::MAX));
-        pass.tally.keys = pass.tally.keys.saturating_add(names.len() as u64);
-        for name in &names {
-            if let Some(found) = look(ctx, &rstr(ctx, name), now) {
-                pass.tally.add(found.class, &found.rec);
-            }
-        }
+        left = left.saturating_sub(data.seen);
         if more == 0 {
             pass.db = pass.db.saturating_add(1);
             // SAFETY: a live cursor; the next database starts from the top.

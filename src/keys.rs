@@ -46,6 +46,15 @@ impl Key {
         }
     }
 
+    /// A key handle Redis opened and will close (the keyspace scan's), used
+    /// for reads only and never closed here.
+    pub fn borrowed(ptr: *mut raw::RedisModuleKey) -> std::mem::ManuallyDrop<Key> {
+        std::mem::ManuallyDrop::new(Key {
+            ptr,
+            writable: false,
+        })
+    }
+
     pub fn raw(&self) -> *mut raw::RedisModuleKey {
         self.ptr
     }

@@ -380,7 +380,8 @@ fn scan_filters_by_kind_client_subject_and_pattern() {
     let s = Server::start();
     let mut c = s.conn();
     populate(&mut c);
-    let cases: &[(&[&str], &[(&str, &str)])] = &[
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+    let cases: &[Case] = &[
         (
             &["KIND", "token"],
             &[

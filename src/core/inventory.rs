@@ -238,8 +238,20 @@ fn unknown_option(options: Options) -> OAuthError {
 pub struct Tally {
     counts: [u64; Class::ALL.len()],
     subjects: HashSet<u64>,
+    /// Sets seen, and grant names that live records point to (`_grant`):
+    /// a set both seen and pointed to is a grant index. The census counts
+    /// grants this way so that it never opens a key by name (which would
+    /// touch it, count a keyspace hit, or expire it).
+    sets: HashSet<u64>,
+    grant_refs: HashSet<u64>,
     /// Keys looked at, whatever they held.
     pub keys: u64,
+}
+
+fn digest(bytes: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
 }
 
 impl Tally {
@@ -249,11 +261,27 @@ impl Tally {
         }
         if class.is_live_credential() {
             if let Some(sub) = rec.get(F_SUB) {
-                let mut h = DefaultHasher::new();
-                sub.hash(&mut h);
-                self.subjects.insert(h.finish());
+                self.subjects.insert(digest(sub));
             }
         }
+    }
+
+    /// A record seen by the census: counted by class, and its grant noted.
+    pub fn add_record(&mut self, rec: &Record) {
+        let Some(class) = classify(rec) else {
+            return;
+        };
+        self.add(class, rec);
+        if matches!(rec.kind(), Some(Kind::Code | Kind::Token | Kind::Refresh)) {
+            if let Some(g) = rec.get(super::record::F_GRANT) {
+                self.grant_refs.insert(digest(g));
+            }
+        }
+    }
+
+    /// A set seen by the census (a grant index if a live record names it).
+    pub fn add_set(&mut self, name: &[u8]) {
+        self.sets.insert(digest(name));
     }
 
     /// Adds `n` to a class without a record (deletions by PURGECLIENT).
@@ -279,8 +307,13 @@ impl Tally {
     /// The published form: counts and the number of subjects, without the
     /// subject set (which is dropped with the pass).
     pub fn summary(&self) -> Summary {
+        let mut counts = self.counts;
+        let grants = self.sets.intersection(&self.grant_refs).count() as u64;
+        if let Some(c) = counts.get_mut(Class::Grant.index()) {
+            *c = c.saturating_add(grants);
+        }
         Summary {
-            counts: self.counts,
+            counts,
             subjects: self.subjects(),
             keys: self.keys,
         }
@@ -499,5 +532,33 @@ mod tests {
         let s = t.summary();
         assert_eq!(s.count(Class::Token), 2);
         assert_eq!(s.subjects, 2);
+    }
+
+    #[test]
+    fn the_census_counts_a_set_as_a_grant_when_a_live_record_names_it() {
+        let mut t = Tally::default();
+        t.add_record(&rec(&[("_kind", "token"), ("_grant", "g1"), ("sub", "u1")]));
+        t.add_record(&rec(&[
+            ("_kind", "code"),
+            ("_consumed", "1"),
+            ("_grant", "g1"),
+        ]));
+        t.add_record(&rec(&[("_kind", "client"), ("_grant", "g2")]));
+        t.add_record(&rec(&[("_grant", "g3")]));
+        t.add_record(&rec(&[("_kind", "refresh"), ("_grant", "g4")]));
+        for set in ["g1", "g2", "g3", "other"] {
+            t.add_set(set.as_bytes());
+        }
+        let s = t.summary();
+        assert_eq!(
+            s.count(Class::Grant),
+            1,
+            "g1 only: g2 is named by a client, g3 by no record, g4 is no set"
+        );
+        assert_eq!(s.count(Class::Token), 1);
+        assert_eq!(s.count(Class::RedeemedCode), 1);
+        assert_eq!(s.count(Class::Client), 1);
+        assert_eq!(s.count(Class::Refresh), 1);
+        assert_eq!(s.subjects, 1);
     }
 }
