@@ -864,3 +864,77 @@ fn census_and_admin_reads_stay_out_of_monitor_and_command_stats() {
         assert!(!stats.contains(cmd), "{cmd} in {stats}");
     }
 }
+
+#[test]
+fn census_reads_without_side_effects() {
+    let s = Server::start_with(Opts {
+        server_args: vec!["--enable-debug-command".into(), "yes".into()],
+        ..Opts::default()
+    });
+    let mut c = s.conn();
+    ok(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    ok(
+        &mut c,
+        &[
+            "OAUTH.SAVETOKEN",
+            "t:short",
+            "1",
+            "FIELDS",
+            "1",
+            "sub",
+            "u1",
+        ],
+    );
+    ok(
+        &mut c,
+        &[
+            "OAUTH.SAVETOKEN",
+            "t:long",
+            "600",
+            "FIELDS",
+            "1",
+            "sub",
+            "u2",
+        ],
+    );
+    let stat = |c: &mut Connection, name: &str| -> i64 {
+        let info: String = redis::cmd("INFO").arg("stats").query(c).expect("INFO");
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .expect("stat")
+            .trim()
+            .parse()
+            .expect("int")
+    };
+    std::thread::sleep(Duration::from_millis(1100));
+    let hits = stat(&mut c, "keyspace_hits");
+    let misses = stat(&mut c, "keyspace_misses");
+    let got = fresh_census(&mut c);
+    fresh_census(&mut c);
+    assert_eq!(got["records_token"], 1, "the expired token is not counted");
+    assert_eq!(
+        stat(&mut c, "keyspace_hits"),
+        hits,
+        "no keyspace hit counted"
+    );
+    assert_eq!(stat(&mut c, "keyspace_misses"), misses);
+    assert_eq!(
+        stat(&mut c, "expired_keys"),
+        0,
+        "the census expires nothing"
+    );
+    let dbsize: i64 = redis::cmd("DBSIZE").query(&mut c).expect("DBSIZE");
+    assert_eq!(
+        dbsize, 2,
+        "the expired key is still there (active expiry is off)"
+    );
+    let idle: i64 = redis::cmd("OBJECT")
+        .arg("IDLETIME")
+        .arg("t:long")
+        .query(&mut c)
+        .expect("IDLETIME");
+    assert!(
+        idle >= 1,
+        "the census did not touch the key's LRU: idle {idle}"
+    );
+}
