@@ -94,23 +94,36 @@ impl Key {
         if self.kind() != KeyKind::Hash {
             return Record::default();
         }
-        self.scan_elements()
+        self.scan_elements(usize::MAX)
     }
 
-    /// The members of a set key (empty for another type), read with the key
-    /// API like a hash, so nothing shows in MONITOR or the command stats.
-    pub fn read_set(&self) -> Vec<Vec<u8>> {
+    /// Members of a set key (empty for another type), read with the key API
+    /// like a hash, so nothing shows in MONITOR or the command stats. Stops
+    /// once `at_least` members are read (a step of the scan may add a few
+    /// more), so a look at a large set costs what it needs.
+    pub fn read_set(&self, at_least: usize) -> Vec<Vec<u8>> {
         if self.kind() != KeyKind::Set {
             return Vec::new();
         }
-        self.scan_elements()
+        self.scan_elements(at_least)
             .fields()
             .map(|(member, _)| member.to_vec())
             .collect()
     }
 
-    /// Every element of a hash (field, value) or a set (member, empty).
-    fn scan_elements(&self) -> Record {
+    /// The number of elements of the value (fields of a hash, members of a
+    /// set), 0 for a missing key.
+    pub fn element_count(&self) -> usize {
+        if self.ptr.is_null() {
+            return 0;
+        }
+        // SAFETY: ptr is an open key.
+        unsafe { raw::RedisModule_ValueLength.map_or(0, |f| f(self.ptr)) }
+    }
+
+    /// The elements of a hash (field, value) or a set (member, empty), up to
+    /// `limit` or a few more (the scan goes a step at a time).
+    fn scan_elements(&self, limit: usize) -> Record {
         let mut out = Record::with_capacity(16, 512);
         // SAFETY: scan functions exist from Redis 6.0.6; the callback only copies
         // the borrowed strings into `out`, which outlives the scan. The
@@ -127,7 +140,7 @@ impl Key {
             }
             restart(cursor);
             let data = (&mut out as *mut Record).cast::<c_void>();
-            while scan(self.ptr, cursor, Some(collect_pair), data) != 0 {}
+            while out.len() < limit && scan(self.ptr, cursor, Some(collect_pair), data) != 0 {}
         }
         out
     }

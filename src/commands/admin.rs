@@ -7,7 +7,8 @@
 //! They declare no keys (the keys are found, not named), so Redis's ACL cannot
 //! check them before the call: each key found is checked here against the
 //! caller's ACL key patterns, and keys the caller may not read are skipped as
-//! if absent. The census (`crate::census`) looks at keys the same way.
+//! if absent. The census (`crate::census`) classifies keys with the same
+//! rules (`core::inventory`), without opening them by name.
 
 use std::collections::HashSet;
 use std::os::raw::c_int;
@@ -26,7 +27,7 @@ use crate::keys::{expired, rstr, Key, KeyKind};
 use crate::reply::{Reply, Value};
 
 /// What a key holds, seen by an operator.
-pub struct Found {
+struct Found {
     pub class: Class,
     /// The record itself, or for a grant the member record that proved it one
     /// (its client and subject are the grant's).
@@ -39,7 +40,7 @@ pub struct Found {
 /// Looks at one key: a record the module wrote, or a grant index. None for
 /// anything else (plain keys, rate-limit counters, missing or expired keys).
 /// Reads through the key API only: nothing shows in MONITOR.
-pub fn look(ctx: &Context, name: &RedisString, now: i64) -> Option<Found> {
+fn look(ctx: &Context, name: &RedisString, now: i64) -> Option<Found> {
     let key = Key::open(ctx, name, false);
     if expired(&key, now) {
         return None;
@@ -56,19 +57,23 @@ pub fn look(ctx: &Context, name: &RedisString, now: i64) -> Option<Found> {
             })
         }
         KeyKind::Set => {
-            let members = key.read_set();
+            let members = key.read_set(GRANT_PROOF_TRIES);
+            let count = key.element_count();
             drop(key);
             let rec = grant_proof(ctx, name, &members, now)?;
             Some(Found {
                 class: Class::Grant,
                 rec,
                 expires_at_ms,
-                members: members.len(),
+                members: count,
             })
         }
         _ => None,
     }
 }
+
+/// How many members of a set are tried as the proof that it is a grant.
+const GRANT_PROOF_TRIES: usize = 16;
 
 /// A live member record of the set at `name` that names the set as its
 /// grant: the proof that the set is a grant index. Up to 16 members are
@@ -76,7 +81,7 @@ pub fn look(ctx: &Context, name: &RedisString, now: i64) -> Option<Found> {
 /// carries a `client_id` (a code's tombstone keeps only bookkeeping).
 fn grant_proof(ctx: &Context, name: &RedisString, members: &[Vec<u8>], now: i64) -> Option<Record> {
     let mut fallback = None;
-    for member in members.iter().take(16) {
+    for member in members.iter().take(GRANT_PROOF_TRIES) {
         let Some(rec) = member_record(ctx, name, member, now) else {
             continue;
         };
@@ -102,7 +107,7 @@ fn member_record(ctx: &Context, grant: &RedisString, member: &[u8], now: i64) ->
 /// would delete).
 fn grant_members(ctx: &Context, grant: &RedisString, now: i64) -> Vec<(RedisString, Class)> {
     Key::open(ctx, grant, false)
-        .read_set()
+        .read_set(usize::MAX)
         .into_iter()
         .filter_map(|m| {
             let rec = member_record(ctx, grant, &m, now)?;
