@@ -121,12 +121,15 @@ class Admin:
         return self.store.revoke(*matching) if matching else 0
 
     def delete_client(self, client_id: str) -> dict[str, int]:
-        """Everything issued to the client, then its registration: counts by kind."""
+        """The registration, then everything issued to the client: counts by kind.
+
+        The registration goes first, so that the client can obtain nothing while the
+        walk runs (the gateway authenticates every token request); the purge would
+        take it too, when its walk reaches it.
+        """
+        registered = self.store.delete_client(self.keys.client(client_id))
         counts = self.store.purge_client(client_id, count=self.count)
-        # The registration went with the purge (its record carries client_id); this
-        # also takes one that does not, and one created while the walk ran.
-        if self.store.delete_client(self.keys.client(client_id)):
-            counts["client"] = counts.get("client", 0) + 1
+        counts["client"] = counts.get("client", 0) + int(registered)
         return counts
 
 
