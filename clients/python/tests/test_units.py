@@ -9,13 +9,16 @@ from redis.exceptions import ClusterCrossSlotError, NoPermissionError, ResponseE
 from test_tokens import CHALLENGE, VERIFIER
 
 from redis_oauth import (
+    RECORD_KINDS,
     AsyncOAuthStore,
+    Census,
     CrossSlot,
     Introspection,
     InvalidClient,
     InvalidGrant,
     InvalidRequest,
     KeyScheme,
+    NoPermission,
     OAuthStore,
     RateLimit,
     ServerError,
@@ -26,7 +29,8 @@ from redis_oauth import (
     s256_challenge,
     sha256_hex,
 )
-from redis_oauth.errors import translate
+from redis_oauth._commands import Commands, combine_census
+from redis_oauth.errors import translate, translate_admin
 
 
 def test_translate_error_replies():
@@ -50,6 +54,54 @@ def test_translate_error_replies():
     assert translate(noperm) is noperm  # Redis's own errors pass through
     tryagain = ResponseError("TRYAGAIN Multiple keys request during rehashing of slot")
     assert translate(tryagain) is tryagain
+    # The operators' tasks name NOPERM (still a redis-py NoPermissionError).
+    for reply in (noperm, ResponseError("NOPERM " + str(noperm))):
+        admin = translate_admin(reply)
+        assert isinstance(admin, NoPermission) and isinstance(admin, NoPermissionError)
+        assert admin.description == str(noperm)
+    assert isinstance(translate_admin(ResponseError("INVALID_REQUEST bad")), InvalidRequest)
+
+
+def test_census_of_several_nodes():
+    def node(passes: int, age: int | None, tokens: int) -> Census:
+        records = dict.fromkeys(RECORD_KINDS, 1) | {"token": tokens}
+        return Census(records, subjects=2, keys=10, passes=passes, age_ms=age, duration_ms=3)
+
+    both = combine_census([node(5, 100, 4), node(3, 900, 1)])
+    assert both.records == dict.fromkeys(RECORD_KINDS, 2) | {"token": 5}
+    assert (both.subjects, both.keys, both.nodes) == (4, 20, 2)
+    assert (both.passes, both.age_ms, both.duration_ms) == (3, 900, 3)
+    assert both["token"] == 5
+    assert combine_census([node(1, 100, 1), node(0, None, 0)]).age_ms is None
+
+
+def test_match_keeps_to_the_prefix():
+    call = Commands("gw[1]*:").scan("0", "oauth:*", 100, "token", None, None)
+    assert call.args == (
+        "OAUTH.SCAN",
+        "0",
+        "MATCH",
+        r"gw\[1\]\*:oauth:*",
+        "COUNT",
+        100,
+        "KIND",
+        "token",
+    )
+    assert Commands("").scan("0", None, None, None, "c", "u").args == (
+        "OAUTH.SCAN",
+        "0",
+        "CLIENT",
+        "c",
+        "SUBJECT",
+        "u",
+    )
+    assert Commands("gw:").purge_client("c", "7", None, None).args == (
+        "OAUTH.PURGECLIENT",
+        "c",
+        "7",
+        "MATCH",
+        "gw:*",
+    )
 
 
 def test_error_bodies():

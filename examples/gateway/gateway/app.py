@@ -104,6 +104,16 @@ def required(params: Mapping[str, str], name: str) -> str:
     return value
 
 
+def new_jti() -> str:
+    """An access token's id (RFC 7662 ``jti``): random, so it reveals nothing of the token.
+
+    EXCHANGE and ROTATE give their fields to both tokens they create, so the refresh
+    token's record carries the jti of the access token issued with it; operators
+    look for access tokens only (``OAUTH.SCAN ... KIND token``).
+    """
+    return secrets.token_hex(12)
+
+
 def client_ip(request: Request) -> str:
     # Behind a proxy, take the address from its header instead (and trust only it).
     return request.client.host if request.client else "unknown"
@@ -196,8 +206,12 @@ class Gateway:
     async def field(self, key: str, name: str) -> str | None:
         """One field of a code or refresh-token record, which the package has no read for.
 
-        Records are plain hashes (docs/commands/README.md); the fields read here are
-        written once and never change, so reading them before a command is no race.
+        The module has no command that reads one record by key: EXCHANGE and ROTATE
+        answer the fields only once they have issued the tokens with the TTLs given
+        to them, and OAUTH.SCAN walks the keyspace (one step finds a key only by
+        chance). Records are plain hashes (docs/commands/README.md); the fields read
+        here are written once and never change, so reading them before a command is
+        no race.
         """
         value = await self.redis.hget(self.settings.key_prefix + key, name)
         return value.decode() if isinstance(value, bytes) else value
@@ -360,7 +374,8 @@ class Gateway:
         if not handle:
             raise InvalidGrant("authorization code not found or expired")
         code_key = self.keys.code(code)
-        # EXCHANGE answers the code's fields only after issuing: read the exp first.
+        # EXCHANGE answers the code's fields only after issuing with the TTLs it was
+        # given: the exp that decides them has to be read first (see field()).
         upstream_exp = await self.field(code_key, "upstream_exp")
         access_ttl = self.lifetime(upstream_exp, fallback=s.access_ttl, cap=s.access_ttl_max)
         refresh_ttl = self.lifetime(upstream_exp, fallback=s.refresh_ttl, cap=s.refresh_ttl)
@@ -375,6 +390,7 @@ class Gateway:
             issue=(self.keys.access_token(access), access_ttl),
             refresh=(self.keys.refresh_token(refresh), refresh_ttl),
             grant=self.keys.grant(handle),
+            fields={"jti": new_jti()},
         )
         return self.token_body(access, access_ttl, refresh, result.fields.get("scope"))
 
@@ -391,14 +407,15 @@ class Gateway:
         access, successor = self.derive(presented, "at"), self.derive(presented, "rt")
         scope = form.get("scope")
         # Rotation, a grace-window replay (the same successor), or reuse, which revokes
-        # the whole grant and raises InvalidGrant.
+        # the whole grant and raises InvalidGrant. (A replay creates nothing: its
+        # tokens keep the jti of the first answer.)
         result = await self.store.rotate(
             old_key,
             self.keys.refresh_token(successor),
             refresh_ttl,
             issue=(self.keys.access_token(access), access_ttl),
             grace=s.refresh_grace,
-            fields={"scope": scope} if scope else None,
+            fields={"jti": new_jti(), **({"scope": scope} if scope else {})},
         )
         if result.fields.get("client_id") != client_id:  # §6: stolen, or a confused client
             await self.store.revoke_grant(self.keys.grant(handle))
@@ -419,7 +436,7 @@ class Gateway:
             return error_response(e, NO_STORE)
         if not info.active:  # unknown, expired, revoked, or a refresh token: nothing more
             return JSONResponse({"active": False}, 200, NO_STORE)
-        claims = {k: v for k, v in info.fields.items() if k in ("client_id", "sub", "scope")}
+        claims = {k: v for k, v in info.fields.items() if k in ("client_id", "sub", "scope", "jti")}
         body = {
             "active": True,
             **claims,

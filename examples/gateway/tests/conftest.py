@@ -22,15 +22,14 @@ HERE = Path(__file__).resolve().parent.parent
 DEFAULT_MODULE = HERE / "../../target/release/libredis_oauth.so"
 
 
-@pytest.fixture(scope="session")
-def redis_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """A redis-server with the module on a Unix socket in ``tmp``, answering PING."""
     server = shutil.which(os.environ.get("REDIS_SERVER", "redis-server"))
     module = Path(os.environ.get("REDIS_OAUTH_MODULE", DEFAULT_MODULE)).resolve()
     if server is None:
         pytest.fail("redis-server not found: install it or set REDIS_SERVER")
     if not module.is_file():
         pytest.fail(f"module not found: {module} (build it, or set REDIS_OAUTH_MODULE)")
-    tmp = tmp_path_factory.mktemp("redis")
     sock = tmp / "s.sock"
     # refresh-grace-uses 1: one retry of a lost refresh response, the next is reuse.
     args = [
@@ -56,14 +55,23 @@ def redis_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     while True:
         try:
             if redis.Redis(unix_socket_path=str(sock)).ping():
-                break
+                return proc, sock
         except redis.ConnectionError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"redis-server did not start:\n{(tmp / 'redis.log').read_text()}")
             time.sleep(0.05)
-    yield sock
+
+
+def stop_redis(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def redis_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    proc, sock = start_redis(tmp_path_factory.mktemp("redis"))
+    yield sock
+    stop_redis(proc)
 
 
 @pytest.fixture(scope="session")

@@ -132,6 +132,8 @@ def test_code_flow(gateway: str, method: str) -> None:
         "read write",
     )
     assert abs(info["exp"] - (time.time() + 600)) <= 2
+    # An id of its own (random), never the token: the admin CLI revokes by it.
+    assert re.fullmatch(r"[0-9a-f]{24}", info["jti"])
 
 
 def test_state_passes_through_and_pkce_s256_is_required(gateway: str) -> None:
@@ -359,7 +361,17 @@ def test_introspection(gateway: str) -> None:
     token = login(gateway, session(client))
     info = introspect(gateway, resource_server, token["access_token"])
     assert info["active"] is True and info["client_id"] == client["client_id"]
-    assert set(info) == {"active", "client_id", "sub", "scope", "token_type", "exp", "iat", "iss"}
+    assert set(info) == {
+        "active",
+        "client_id",
+        "sub",
+        "scope",
+        "jti",
+        "token_type",
+        "exp",
+        "iat",
+        "iss",
+    }
     for inactive in (token["refresh_token"], "nope", "abc.def"):
         assert introspect(gateway, client, inactive) == {"active": False}
     missing = requests.post(

@@ -9,6 +9,7 @@ from .errors import (
     InvalidGrant,
     InvalidRequest,
     InvalidScope,
+    NoPermission,
     NotReplicated,
     OAuthError,
     ServerError,
@@ -16,12 +17,24 @@ from .errors import (
 )
 from .keys import KeyScheme, handle_of, new_handle, new_secret, sha256_hex
 from .pkce import PKCEPair, create_pair, s256_challenge
-from .results import ClientRegistration, Exchange, Introspection, RateLimit, Rotation
+from .results import (
+    RECORD_KINDS,
+    Census,
+    ClientRegistration,
+    Exchange,
+    Introspection,
+    ListedRecord,
+    RateLimit,
+    Rotation,
+    ScanPage,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "RECORD_KINDS",
     "AsyncOAuthStore",
+    "Census",
     "ClientRegistration",
     "CrossSlot",
     "Exchange",
@@ -32,12 +45,15 @@ __all__ = [
     "InvalidRequest",
     "InvalidScope",
     "KeyScheme",
+    "ListedRecord",
+    "NoPermission",
     "NotReplicated",
     "OAuthError",
     "OAuthStore",
     "PKCEPair",
     "RateLimit",
     "Rotation",
+    "ScanPage",
     "ServerError",
     "WrongType",
     "create_pair",

@@ -13,8 +13,18 @@ from typing import Any, Callable, Generic, TypeVar, Union
 from redis.exceptions import AskError, MovedError, ResponseError
 
 from . import pkce
-from .errors import NotReplicated, translate
-from .results import ClientRegistration, Exchange, Introspection, RateLimit, Rotation
+from .errors import NotReplicated, ServerError, translate, translate_admin
+from .results import (
+    RECORD_KINDS,
+    Census,
+    ClientRegistration,
+    Exchange,
+    Introspection,
+    ListedRecord,
+    RateLimit,
+    Rotation,
+    ScanPage,
+)
 
 T = TypeVar("T")
 FieldValue = Union[str, bytes, int, float]
@@ -29,6 +39,7 @@ class Call(Generic[T]):
     key: str | None  # the first key, prefixed: Cluster routes by it; None for no key
     parse: Callable[[Any], T]
     wait: Wait | None = None
+    translate: Callable[[BaseException], BaseException] = field(default=translate, repr=False)
 
     @property
     def commands(self) -> list[tuple[Any, ...]]:
@@ -40,11 +51,11 @@ class Call(Generic[T]):
     def finish(self, replies: Sequence[Any]) -> T:
         """The parsed reply of ``commands``; error replies arrive as exception objects."""
         if isinstance(replies[0], BaseException):
-            raise translate(replies[0]) from replies[0]
+            raise self.translate(replies[0]) from replies[0]
         result = self.parse(replies[0])
         if self.wait is not None:
             if isinstance(replies[1], BaseException):
-                raise translate(replies[1]) from replies[1]
+                raise self.translate(replies[1]) from replies[1]
             if replies[1] < self.wait[0]:
                 raise NotReplicated(replies[1], self.wait[0])
         return result
@@ -303,6 +314,67 @@ class Commands:
             _rate_limit,
         )
 
+    # Operators' commands: no keys, sent to one node (every primary in Cluster)
+
+    def _pattern(self, match: str | None) -> list[Any]:
+        """``MATCH``: the store's prefix (as a literal) before the caller's glob."""
+        if not self.prefix:
+            return [] if match is None else ["MATCH", match]
+        return ["MATCH", _glob_literal(self.prefix) + ("*" if match is None else match)]
+
+    def scan(
+        self,
+        cursor: str | int,
+        match: str | None,
+        count: int | None,
+        kind: str | None,
+        client_id: str | None,
+        subject: str | None,
+    ) -> Call[ScanPage]:
+        args: list[Any] = ["OAUTH.SCAN", cursor, *self._pattern(match)]
+        for option, value in (
+            ("COUNT", count),
+            ("KIND", kind),
+            ("CLIENT", client_id),
+            ("SUBJECT", subject),
+        ):
+            if value is not None:
+                args += [option, value]
+
+        def record(reply: Any) -> ListedRecord:
+            entries = dict(_pairs(reply))
+            expires, created = int(entries["expires_at_ms"]), int(entries["created_ms"])
+            return ListedRecord(
+                self._unkey(entries["key"]),
+                text(entries["kind"]),
+                None if expires < 0 else expires,
+                None if created < 0 else created,
+                {name: text(value) for name, value in _pairs(entries["fields"])},
+            )
+
+        def parse(reply: Any) -> ScanPage:
+            return ScanPage(text(reply[0]), [record(item) for item in reply[1]])
+
+        return Call(tuple(args), None, parse, translate=translate_admin)
+
+    def purge_client(
+        self, client_id: str, cursor: str | int, match: str | None, count: int | None
+    ) -> Call[tuple[str, dict[str, int]]]:
+        if not client_id:
+            raise ValueError("purge_client needs a client_id")
+        args: list[Any] = ["OAUTH.PURGECLIENT", client_id, cursor, *self._pattern(match)]
+        if count is not None:
+            args += ["COUNT", count]
+
+        def parse(reply: Any) -> tuple[str, dict[str, int]]:
+            counts = {name: int(value) for name, value in _pairs(reply[1])}
+            return text(reply[0]), counts
+
+        return Call(tuple(args), None, parse, translate=translate_admin)
+
+    def census(self) -> Call[Census]:
+        return Call(("INFO", "oauth_census"), None, _census, translate=translate_admin)
+
     def help(self) -> Call[list[str]]:
         return Call(("OAUTH.HELP",), None, lambda r: [text(line) for line in r])
 
@@ -312,3 +384,59 @@ class Commands:
 
 def _options(cost: int, sliding: bool) -> list[Any]:
     return (["COST", cost] if cost != 1 else []) + (["SLIDING"] if sliding else [])
+
+
+def _glob_literal(value: str) -> str:
+    """``value`` as a glob matching only itself (SCAN's MATCH syntax)."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in value)
+
+
+def _info_fields(reply: Any) -> dict[str, Any]:
+    """An ``INFO`` reply: redis-py's parsed dict, or the text (bytes or str)."""
+    if isinstance(reply, dict):
+        return {text(k): v for k, v in reply.items()}
+    fields: dict[str, Any] = {}
+    for line in text(reply).splitlines():
+        name, sep, value = line.partition(":")
+        if sep and not line.startswith("#"):
+            fields[name.strip()] = value.strip()
+    return fields
+
+
+def _census(reply: Any) -> Census:
+    fields = _info_fields(reply)
+    if "oauth_census_passes" not in fields:
+        raise ServerError("INFO oauth_census answered no census (is the module loaded?)")
+    passes = int(fields["oauth_census_passes"])
+    age, duration = int(fields["oauth_census_age_ms"]), int(fields["oauth_census_duration_ms"])
+    return Census(
+        records={kind: int(fields[f"oauth_records_{kind}"]) for kind in RECORD_KINDS},
+        subjects=int(fields["oauth_subjects"]),
+        keys=int(fields["oauth_census_keys"]),
+        passes=passes,
+        age_ms=None if age < 0 else age,
+        duration_ms=None if duration < 0 else duration,
+    )
+
+
+def combine_census(parts: Sequence[Census]) -> Census:
+    """The census of several nodes: counts summed, the fewest passes, the oldest age."""
+    if len(parts) == 1:
+        return parts[0]
+    ages = [p.age_ms for p in parts]
+    durations = [p.duration_ms for p in parts]
+    return Census(
+        records={kind: sum(p.records[kind] for p in parts) for kind in RECORD_KINDS},
+        subjects=sum(p.subjects for p in parts),
+        keys=sum(p.keys for p in parts),
+        passes=min(p.passes for p in parts),
+        age_ms=None if None in ages else max(a for a in ages if a is not None),
+        duration_ms=None if None in durations else max(d for d in durations if d is not None),
+        nodes=sum(p.nodes for p in parts),
+    )
+
+
+def add_counts(total: dict[str, int], counts: Mapping[str, int]) -> None:
+    """Adds one ``purge_client`` step's counts into ``total``."""
+    for kind, n in counts.items():
+        total[kind] = total.get(kind, 0) + n

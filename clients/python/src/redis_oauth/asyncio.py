@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import suppress
 from typing import Any, TypeVar, cast
 
@@ -15,8 +15,18 @@ from redis.exceptions import (
     TimeoutError,
 )
 
-from ._commands import Call, Commands, Fields, Wait, redirection
-from .results import ClientRegistration, Exchange, Introspection, RateLimit, Rotation
+from ._commands import Call, Commands, Fields, Wait, add_counts, combine_census, redirection
+from .errors import NoPermission
+from .results import (
+    Census,
+    ClientRegistration,
+    Exchange,
+    Introspection,
+    ListedRecord,
+    RateLimit,
+    Rotation,
+    ScanPage,
+)
 
 T = TypeVar("T")
 
@@ -85,6 +95,37 @@ class AsyncOAuthStore:
             with suppress(RedisError):  # the node may be gone: a failover
                 await client.nodes_manager.initialize()
             raise
+
+    async def _run_on(self, node: Redis | ClusterNode, call: Call[T]) -> T:
+        """One call on one node (the operators' commands have no key)."""
+        try:
+            return call.finish(await _send(node, call.commands))
+        except (ConnectionError, TimeoutError):
+            if isinstance(self.client, RedisCluster):
+                with suppress(RedisError):
+                    await self.client.nodes_manager.initialize()
+            raise
+
+    async def _node(self, node: ClusterNode | None) -> Redis | ClusterNode:
+        client = self.client
+        if not isinstance(client, RedisCluster):
+            if node is not None:
+                raise ValueError("node= is for a RedisCluster; this store has one server")
+            return client
+        if node is None:
+            raise ValueError(
+                "in Cluster, pass node= (one of client.get_primaries()), or use iter_records"
+            )
+        await client.initialize()
+        return node
+
+    async def _primaries(self) -> list[Redis | ClusterNode]:
+        """The server, or every primary of the Cluster."""
+        client = self.client
+        if not isinstance(client, RedisCluster):
+            return [client]
+        await client.initialize()
+        return list(client.get_primaries())
 
     # Authorization codes
 
@@ -213,6 +254,71 @@ class AsyncOAuthStore:
     ) -> RateLimit:
         """``OAUTH.THROTTLE``: GCRA, ``count`` per ``period`` seconds, ``max_burst + 1`` at once."""
         return await self._run(self._commands.throttle(key, max_burst, count, period, cost))
+
+    # Operators' tasks: cursor walks of the keyspace, every primary in Cluster
+
+    async def scan(
+        self,
+        cursor: str | int = "0",
+        *,
+        match: str | None = None,
+        count: int | None = None,
+        kind: str | None = None,
+        client_id: str | None = None,
+        subject: str | None = None,
+        node: ClusterNode | None = None,
+    ) -> ScanPage:
+        """``OAUTH.SCAN``: one step of a walk over one node's records (see ``OAuthStore.scan``)."""
+        call = self._commands.scan(cursor, match, count, kind, client_id, subject)
+        return await self._run_on(await self._node(node), call)
+
+    async def iter_records(
+        self,
+        *,
+        match: str | None = None,
+        count: int | None = None,
+        kind: str | None = None,
+        client_id: str | None = None,
+        subject: str | None = None,
+    ) -> AsyncIterator[ListedRecord]:
+        """Every record passing the filters, on every primary: ``async for record in ...``."""
+        for node in await self._primaries():
+            cursor = "0"
+            while True:
+                call = self._commands.scan(cursor, match, count, kind, client_id, subject)
+                page = await self._run_on(node, call)
+                for record in page.records:
+                    yield record
+                cursor = page.cursor
+                if cursor == "0":
+                    break
+
+    async def purge_client(
+        self, client_id: str, *, match: str | None = None, count: int | None = None
+    ) -> dict[str, int]:
+        """``OAUTH.PURGECLIENT`` until done on every primary (see ``OAuthStore.purge_client``)."""
+        total: dict[str, int] = {}
+        for node in await self._primaries():
+            cursor = "0"
+            while True:
+                call = self._commands.purge_client(client_id, cursor, match, count)
+                try:
+                    cursor, counts = await self._run_on(node, call)
+                except NoPermission as e:
+                    e.purged = total
+                    raise
+                add_counts(total, counts)
+                if cursor == "0":
+                    break
+        return total
+
+    async def census(self, *, node: ClusterNode | None = None) -> Census:
+        """``INFO oauth_census``, summed over every primary (see ``OAuthStore.census``)."""
+        if node is not None or not isinstance(self.client, RedisCluster):
+            return await self._run_on(await self._node(node), self._commands.census())
+        return combine_census(
+            [await self._run_on(n, self._commands.census()) for n in await self._primaries()]
+        )
 
     # Other
 

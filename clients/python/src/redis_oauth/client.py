@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from typing import Any, TypeVar
 
 from redis import Redis
-from redis.cluster import RedisCluster
+from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import (
     ConnectionError,
     RedisError,
@@ -15,8 +15,18 @@ from redis.exceptions import (
     TimeoutError,
 )
 
-from ._commands import Call, Commands, Fields, Wait, redirection
-from .results import ClientRegistration, Exchange, Introspection, RateLimit, Rotation
+from ._commands import Call, Commands, Fields, Wait, add_counts, combine_census, redirection
+from .errors import NoPermission
+from .results import (
+    Census,
+    ClientRegistration,
+    Exchange,
+    Introspection,
+    ListedRecord,
+    RateLimit,
+    Rotation,
+    ScanPage,
+)
 
 T = TypeVar("T")
 
@@ -87,6 +97,36 @@ class OAuthStore:
             with suppress(RedisError):  # the node may be gone: a failover
                 client.nodes_manager.initialize()
             raise
+
+    def _run_on(self, node: Redis, call: Call[T]) -> T:
+        """One call on one node's connection (the operators' commands have no key)."""
+        try:
+            return call.finish(_send(node, call.commands))
+        except (ConnectionError, TimeoutError):
+            if isinstance(self.client, RedisCluster):
+                with suppress(RedisError):
+                    self.client.nodes_manager.initialize()
+            raise
+
+    def _node(self, node: ClusterNode | None) -> Redis:
+        client = self.client
+        if not isinstance(client, RedisCluster):
+            if node is not None:
+                raise ValueError("node= is for a RedisCluster; this store has one server")
+            return client
+        if node is None:
+            raise ValueError(
+                "in Cluster, pass node= (one of client.get_primaries()), or use iter_records"
+            )
+        conn: Redis = client.get_redis_connection(node)
+        return conn
+
+    def _primaries(self) -> list[Redis]:
+        """The server, or a connection to every primary of the Cluster."""
+        client = self.client
+        if not isinstance(client, RedisCluster):
+            return [client]
+        return [client.get_redis_connection(node) for node in client.get_primaries()]
 
     # Authorization codes
 
@@ -215,6 +255,99 @@ class OAuthStore:
     ) -> RateLimit:
         """``OAUTH.THROTTLE``: GCRA, ``count`` per ``period`` seconds, ``max_burst + 1`` at once."""
         return self._run(self._commands.throttle(key, max_burst, count, period, cost))
+
+    # Operators' tasks: cursor walks of the keyspace, every primary in Cluster
+
+    def scan(
+        self,
+        cursor: str | int = "0",
+        *,
+        match: str | None = None,
+        count: int | None = None,
+        kind: str | None = None,
+        client_id: str | None = None,
+        subject: str | None = None,
+        node: ClusterNode | None = None,
+    ) -> ScanPage:
+        """``OAUTH.SCAN``: one step of a walk over one node's records; start at ``"0"``.
+
+        Pass ``page.cursor`` back until it is ``"0"``; a step may find nothing while
+        the cursor is not ``"0"``. ``count`` keys are looked at per step (1 to 10000,
+        default 10); ``match`` is a glob on key names (after the store's prefix,
+        which is always matched); ``kind`` one of ``RECORD_KINDS``, ``client_id`` and
+        ``subject`` filter by the records' ``client_id`` and ``sub`` fields. Keys
+        the connection's ACL user cannot read are skipped. In Cluster, ``node`` is
+        the primary to walk (``client.get_primaries()``); ``iter_records`` walks
+        them all. A bad option raises ``InvalidRequest``.
+        """
+        call = self._commands.scan(cursor, match, count, kind, client_id, subject)
+        return self._run_on(self._node(node), call)
+
+    def iter_records(
+        self,
+        *,
+        match: str | None = None,
+        count: int | None = None,
+        kind: str | None = None,
+        client_id: str | None = None,
+        subject: str | None = None,
+    ) -> Iterator[ListedRecord]:
+        """Every record passing the filters of ``scan``, on every primary in Cluster.
+
+        A cursor walk, ``count`` keys per call, with ``SCAN``'s guarantees: a record
+        present for the whole walk is seen, one written or deleted meanwhile may or
+        may not be, and one may be seen twice (a resized table, or in Cluster a slot
+        moved during the walk).
+        """
+        for node in self._primaries():
+            cursor = "0"
+            while True:
+                call = self._commands.scan(cursor, match, count, kind, client_id, subject)
+                page = self._run_on(node, call)
+                yield from page.records
+                cursor = page.cursor
+                if cursor == "0":
+                    break
+
+    def purge_client(
+        self, client_id: str, *, match: str | None = None, count: int | None = None
+    ) -> dict[str, int]:
+        """``OAUTH.PURGECLIENT`` until done on every primary: delete a client's records.
+
+        Its registration (the record with that ``client_id`` field), codes and their
+        tombstones, access and refresh tokens, states and whole grants. Returns how
+        many of each of ``RECORD_KINDS`` went, summed over the nodes. ``match`` and
+        ``count`` as for ``scan``. Each call is atomic, the whole walk is not: a
+        record issued to the client during the walk may survive it, so stop issuing
+        first (delete or disable the registration). If a key to delete is one the
+        ACL user may not write, that step deletes nothing and ``NoPermission`` is
+        raised, with ``purged`` holding what earlier steps deleted.
+        """
+        total: dict[str, int] = {}
+        for node in self._primaries():
+            cursor = "0"
+            while True:
+                call = self._commands.purge_client(client_id, cursor, match, count)
+                try:
+                    cursor, counts = self._run_on(node, call)
+                except NoPermission as e:
+                    e.purged = total
+                    raise
+                add_counts(total, counts)
+                if cursor == "0":
+                    break
+        return total
+
+    def census(self, *, node: ClusterNode | None = None) -> Census:
+        """``INFO oauth_census`` of the server, or of every primary (summed), or of ``node``.
+
+        Counts by class and active subjects, as of each node's last background pass:
+        see ``Census``. Summed over several nodes, a subject whose tokens sit on two
+        nodes counts twice.
+        """
+        if node is not None or not isinstance(self.client, RedisCluster):
+            return self._run_on(self._node(node), self._commands.census())
+        return combine_census([self._run_on(n, self._commands.census()) for n in self._primaries()])
 
     # Other
 

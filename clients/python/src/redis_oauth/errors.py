@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from redis.exceptions import ClusterCrossSlotError, ResponseError
+from redis.exceptions import ClusterCrossSlotError, NoPermissionError, ResponseError
 
 
 class OAuthError(Exception):
@@ -98,6 +98,24 @@ class CrossSlot(OAuthError):
     code = "CROSSSLOT"
 
 
+class NoPermission(OAuthError, NoPermissionError):
+    """``NOPERM`` from an operator's task (``scan``, ``iter_records``, ``purge_client``,
+    ``census``): the connection's ACL user may not do it.
+
+    From ``purge_client``: a key to delete is one the user may read but not write,
+    and that step deleted nothing. Also when Redis's ACL refuses the command itself.
+    It is a redis-py ``NoPermissionError`` too. (The other methods let Redis's own
+    ``NOPERM`` through unchanged, as redis-py raises it.)
+    """
+
+    code = "NOPERM"
+    #: From ``purge_client``: what the steps before the refused one had deleted.
+    purged: dict[str, int] | None = None
+
+    def __repr__(self) -> str:  # redis-py 8's RedisError shows only the class
+        return f"NoPermission({self.description!r})"
+
+
 class NotReplicated(OAuthError):
     """Fewer replicas than asked acknowledged the write within the timeout (``WAIT``).
 
@@ -143,3 +161,12 @@ def translate(exc: BaseException) -> BaseException:
     if type(exc) is ResponseError and not code.isupper():
         return ServerError(message)  # an ERR reply whose code redis-py removed
     return exc
+
+
+def translate_admin(exc: BaseException) -> BaseException:
+    """``translate``, and ``NOPERM`` as ``NoPermission``: for the operators' tasks."""
+    if isinstance(exc, NoPermissionError) and not isinstance(exc, OAuthError):
+        return NoPermission(str(exc).removeprefix("NOPERM "))  # the code word, if left
+    if isinstance(exc, ResponseError) and str(exc).startswith("NOPERM "):
+        return NoPermission(str(exc).removeprefix("NOPERM "))
+    return translate(exc)

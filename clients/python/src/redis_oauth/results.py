@@ -95,3 +95,85 @@ class RateLimit:
         if self.limited and self.retry_after >= 0:
             headers["Retry-After"] = str(self.retry_after)
         return headers
+
+
+#: The classes of record ``scan`` lists and ``census``/``purge_client`` count, in
+#: the module's order.
+RECORD_KINDS = (
+    "code",
+    "redeemed_code",
+    "token",
+    "refresh",
+    "rotated_refresh",
+    "client",
+    "state",
+    "grant",
+)
+
+
+@dataclass(frozen=True)
+class ListedRecord:
+    """One record found by ``scan`` or ``iter_records``.
+
+    ``kind`` is one of ``RECORD_KINDS``; ``key`` is without the store's prefix.
+    ``expires_at_ms`` and ``created_ms`` are Unix milliseconds, ``None`` when the
+    key has no expiry or the record no creation time (tombstones, states, grants).
+    ``fields`` are the record's own fields (never the module's ``_`` entries nor
+    secret material); for a grant: ``members`` (a count) and the ``client_id`` and
+    ``sub`` of one of its members.
+    """
+
+    key: str
+    kind: str
+    expires_at_ms: int | None
+    created_ms: int | None
+    fields: dict[str, str]
+
+    @property
+    def client_id(self) -> str | None:
+        return self.fields.get("client_id")
+
+    @property
+    def subject(self) -> str | None:
+        return self.fields.get("sub")
+
+
+@dataclass(frozen=True)
+class ScanPage:
+    """``scan``: the cursor of the next step (``"0"``: done) and this step's records.
+
+    As with ``SCAN``, a step may find no record while the cursor is not yet ``"0"``.
+    """
+
+    cursor: str
+    records: list[ListedRecord]
+
+
+@dataclass(frozen=True)
+class Census:
+    """``census``: live counts from the module's background census (``INFO oauth_census``).
+
+    ``records`` maps each of ``RECORD_KINDS`` to its count; ``subjects`` is the
+    number of distinct ``sub`` of live access and refresh tokens ("active users");
+    ``keys`` is how many keys the passes looked at. Over several nodes (every
+    primary in Cluster) these are sums: a subject whose tokens sit on two nodes is
+    counted twice. ``passes`` is the fewest passes a node has finished, ``age_ms``
+    the age of the oldest node's last pass and ``duration_ms`` the longest pass
+    (both ``None`` while a node has finished none); ``nodes`` is how many nodes
+    answered.
+
+    Each node refreshes its counts in the background, pass after pass: a record
+    written while a pass runs is counted once the next pass has finished, i.e. after
+    that node's ``passes`` has grown by two.
+    """
+
+    records: dict[str, int]
+    subjects: int
+    keys: int
+    passes: int
+    age_ms: int | None
+    duration_ms: int | None
+    nodes: int = 1
+
+    def __getitem__(self, kind: str) -> int:
+        return self.records[kind]
