@@ -32,7 +32,6 @@ use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::cluster_routing::{get_slot, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{ErrorKind, RedisError, RedisResult};
 
-const CB: &str = "https://app/cb";
 /// Low, to keep the kill -9 failover fast, but with margin for a loaded machine.
 const NODE_TIMEOUT_MS: u32 = 2000;
 const GRANTS: usize = 3000;

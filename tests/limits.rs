@@ -5,21 +5,6 @@
 mod common;
 use common::*;
 
-fn ints(c: &mut Connection, args: &[&str]) -> Vec<i64> {
-    redis::cmd(args[0])
-        .arg(&args[1..])
-        .query(c)
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-fn exists(c: &mut Connection, k: &str) -> bool {
-    redis::cmd("EXISTS").arg(k).query::<i64>(c).unwrap() == 1
-}
-
-fn pttl(c: &mut Connection, k: &str) -> i64 {
-    redis::cmd("PTTL").arg(k).query(c).unwrap()
-}
-
 #[test]
 fn throttle_matches_cl_throttle_shape() {
     let s = Server::start();

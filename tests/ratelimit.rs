@@ -5,7 +5,6 @@
 mod common;
 use common::*;
 
-const WRONG_REDIS_TYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 const NOT_A_COUNTER: &str = "WRONGTYPE key holds a string that is not a rate-limit counter";
 
 fn rl(c: &mut Connection, args: &[&str]) -> [i64; 5] {

@@ -4,9 +4,6 @@
 mod common;
 use common::*;
 
-const RESERVED: &str = "INVALID_REQUEST field names beginning with '_' and the names active, exp and iat are reserved for the module";
-const EXISTS: &str = "EXISTS key already exists";
-const WRONG_REDIS_TYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 const NOT_A_TOKEN: &str =
     "WRONGTYPE key does not hold a token record; it holds another kind of record or a plain hash";
 const NOT_A_STATE: &str =
@@ -20,25 +17,6 @@ fn created_of(c: &mut Connection, key: &str) -> i64 {
         .1
         .parse()
         .expect("_created is an integer")
-}
-
-fn save_token(c: &mut Connection, key: &str, ttl: &str) {
-    ok(
-        c,
-        &[
-            "OAUTH.SAVETOKEN",
-            key,
-            ttl,
-            "FIELDS",
-            "3",
-            "sub",
-            "u42",
-            "client_id",
-            "app1",
-            "scope",
-            "mcp:read",
-        ],
-    );
 }
 
 /// The only inactive answer: `active` false and nothing else.
