@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
+use crate::lookup::server_binary;
 use crate::wire::*;
 
 #[derive(Clone)]
@@ -78,31 +79,6 @@ impl Cfg {
     }
 }
 
-pub fn module_path() -> PathBuf {
-    if let Ok(p) = std::env::var("REDIS_OAUTH_MODULE") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.exists(),
-            "REDIS_OAUTH_MODULE={} does not exist",
-            p.display()
-        );
-        return p;
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--lib", "--quiet"])
-        .current_dir(&root)
-        .status()
-        .expect("could not run cargo to build the module");
-    assert!(status.success(), "building the module failed");
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"));
-    let so = target.join("release/libredis_oauth.so");
-    assert!(so.exists(), "module not found at {}", so.display());
-    so
-}
-
 pub struct Server {
     pub child: Child,
     pub dir: tempfile::TempDir,
@@ -123,7 +99,7 @@ impl Server {
     /// `start_under` with more server arguments after the defaults (which
     /// they override: `--appendonly everysec`, another `--loadmodule`).
     pub fn start_full(module: &Path, wrapper: &[&str], extra: &[String]) -> Server {
-        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string());
+        let bin = server_binary();
         let dir = tempfile::Builder::new()
             .prefix("redis-oauth-bench")
             .tempdir()

@@ -39,6 +39,8 @@ mod flow;
 mod harness;
 mod instructions;
 mod limits;
+#[path = "../../tests/common/lookup.rs"]
+mod lookup;
 mod memory;
 mod rate;
 mod redeem;
@@ -56,6 +58,7 @@ use flow::*;
 use harness::*;
 use instructions::*;
 use limits::*;
+use lookup::module_path;
 use memory::*;
 use rate::*;
 use redeem::*;
