@@ -10,7 +10,7 @@
 # `cargo bench --bench throughput`, which starts its own redis-server on a unix
 # socket and prints the results as Markdown tables on stdout (progress on stderr).
 # Tuning through the environment: BENCH_CONNS, BENCH_PIPELINE, BENCH_SECONDS,
-# BENCH_REPS, BENCH_INSTR_OPS, BENCH_ONLY (see benches/throughput.rs).
+# BENCH_REPS, BENCH_INSTR_OPS, BENCH_ONLY (see benches/throughput/main.rs).
 # BENCH_ONLY=limits runs the rate limiters against INCR, their Lua scripts and
 # a minimal C module command (benches/floor/floor.c), AOF off and everysec, one
 # hot key and 100k random keys, with allocations per call (issue 17).

@@ -12,7 +12,6 @@ use common::*;
 
 use std::collections::BTreeSet;
 
-const CB: &str = "https://app/cb";
 const SECRET: &str = "client-secret-0123456789abcdef0123456789";
 const DOC: &str = include_str!("../docs/acl.md");
 
@@ -86,10 +85,6 @@ const ACME: K = K {
 /// A literal command (templates without roles).
 fn w(template: &str) -> Vec<String> {
     PLAIN.fill(template)
-}
-
-fn refs(a: &[String]) -> Vec<&str> {
-    a.iter().map(String::as_str).collect()
 }
 
 fn text(v: &Value) -> String {

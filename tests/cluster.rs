@@ -16,6 +16,9 @@
 //!   again, no revoked token introspects active, consumed states stay consumed,
 //!   rate limits keep their counts, live data survives, and fresh writes work.
 //!
+//! `cluster_refuses_cross_slot_and_accepts_hash_tags` checks the slot rules on
+//! a single node in cluster mode holding every slot.
+//!
 //! The servers are `REDIS_SERVER` (default `redis-server`) and `REDIS_CLI`
 //! (default `redis-cli`, 7.0 or newer for `--cluster-port`). Missing binaries fail
 //! the test; it never skips.
@@ -32,7 +35,6 @@ use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::cluster_routing::{get_slot, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{ErrorKind, RedisError, RedisResult};
 
-const CB: &str = "https://app/cb";
 /// Low, to keep the kill -9 failover fast, but with margin for a loaded machine.
 const NODE_TIMEOUT_MS: u32 = 2000;
 const GRANTS: usize = 3000;
@@ -1580,4 +1582,126 @@ fn cluster_flows_keys_and_failover() {
     eprintln!("keys per master at the end: {sizes:?}");
     panics(&cluster);
     eprintln!("total {:?}", t0.elapsed());
+}
+
+#[test]
+fn cluster_refuses_cross_slot_and_accepts_hash_tags() {
+    let s = Server::start_with(Opts {
+        server_args: vec![
+            "--cluster-enabled".into(),
+            "yes".into(),
+            "--cluster-config-file".into(),
+            "nodes.conf".into(),
+            // With --port 0 the bus would bind the fixed port 10000 and
+            // collide with any other cluster test; take a free one.
+            "--cluster-port".into(),
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port for the cluster bus")
+                .port()
+                .to_string(),
+        ],
+        ..Opts::default()
+    });
+    let mut c = s.conn();
+    run(&mut c, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !String::from_utf8_lossy(
+        &redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query::<Vec<u8>>(&mut c)
+            .unwrap(),
+    )
+    .contains("cluster_state:ok")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cluster never became ok"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    save_code(&mut c, "code:{x}");
+    for args in [
+        vec![
+            "OAUTH.EXCHANGE",
+            "code:{x}",
+            "app1",
+            CB,
+            VERIFIER,
+            "ISSUE",
+            "tok:{y}",
+            "60",
+        ],
+        vec![
+            "OAUTH.EXCHANGE",
+            "code:{x}",
+            "app1",
+            CB,
+            VERIFIER,
+            "REFRESH",
+            "rt:{x}",
+            "60",
+            "GRANT",
+            "g:{y}",
+        ],
+        vec![
+            "OAUTH.RATELIMITALL",
+            "2",
+            "rl:{a}",
+            "rl:{b}",
+            "1",
+            "1",
+            "1",
+            "1",
+        ],
+        vec!["OAUTH.REVOKE", "t:{a}", "t:{b}"],
+        vec!["OAUTH.INTROSPECT", "t:{a}", "CUTOFF", "1", "cut:{b}"],
+        vec!["OAUTH.ROTATE", "rt:{a}", "rt:{b}", "60"],
+        vec![
+            "OAUTH.SAVETOKEN",
+            "t:{a}",
+            "60",
+            "GRANT",
+            "g:{b}",
+            "FIELDS",
+            "0",
+        ],
+    ] {
+        let e = err(&mut c, &args);
+        assert!(e.starts_with("CROSSSLOT"), "{args:?}: {e}");
+    }
+    let v = run(
+        &mut c,
+        &[
+            "OAUTH.EXCHANGE",
+            "code:{x}",
+            "app1",
+            CB,
+            VERIFIER,
+            "ISSUE",
+            "tok:{x}",
+            "60",
+            "REFRESH",
+            "rt:{x}",
+            "60",
+            "GRANT",
+            "g:{x}",
+        ],
+    )
+    .unwrap();
+    assert_eq!(field(&v, "client_id").as_deref(), Some("app1"));
+    run(
+        &mut c,
+        &[
+            "OAUTH.RATELIMITALL",
+            "2",
+            "rl:{u}:ip",
+            "rl:{u}:user",
+            "5",
+            "60",
+            "5",
+            "60",
+        ],
+    )
+    .unwrap();
 }

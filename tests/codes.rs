@@ -18,9 +18,6 @@ const VERIFIER_MALFORMED: &str =
 const VERIFIER_UNEXPECTED: &str =
     "INVALID_GRANT code_verifier given for an authorization code issued without code_challenge";
 const BURNED_SUFFIX: &str = "; the authorization code is revoked after too many failed attempts";
-const RESERVED: &str = "INVALID_REQUEST field names beginning with '_' and the names active, exp and iat are reserved for the module";
-const EXISTS: &str = "EXISTS key already exists";
-const WRONG_REDIS_TYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 const NOT_A_CODE: &str = "WRONGTYPE key does not hold an authorization code; it holds another kind of record or a plain hash";
 
 /// A valid-syntax verifier that does not match CHALLENGE.

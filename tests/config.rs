@@ -505,3 +505,37 @@ fn out_of_range_config_set_is_refused_and_keeps_the_value() {
         "INVALID_REQUEST ttl must be an integer from 1 to 1"
     );
 }
+
+#[test]
+fn ttl_caps_follow_the_settings() {
+    let s = Server::with_module_args(&["state-max-ttl", "30", "token-max-ttl", "100"]);
+    let mut c = s.conn();
+    refused_unchanged(
+        &mut c,
+        &["OAUTH.SAVESTATE", "s", "31", "FIELDS", "0"],
+        "INVALID_REQUEST ttl must be an integer from 1 to 30",
+    );
+    ok(&mut c, &["OAUTH.SAVESTATE", "s", "30", "FIELDS", "0"]);
+    refused_unchanged(
+        &mut c,
+        &["OAUTH.SAVETOKEN", "t", "101", "FIELDS", "0"],
+        "INVALID_REQUEST ttl must be an integer from 1 to 100",
+    );
+    ok(&mut c, &["OAUTH.SAVETOKEN", "t", "100", "FIELDS", "0"]);
+    // ISSUE obeys token-max-ttl too.
+    save_code(&mut c, "code");
+    refused_unchanged(
+        &mut c,
+        &[
+            "OAUTH.EXCHANGE",
+            "code",
+            "app1",
+            "https://app/cb",
+            VERIFIER,
+            "ISSUE",
+            "t2",
+            "101",
+        ],
+        "INVALID_REQUEST ttl must be an integer from 1 to 100",
+    );
+}

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-const CB: &str = "https://app/cb";
 const SECRET: &str = "s3cret-0123456789abcdef-never-shown";
 
 fn code_args(key: &str, ttl: &str) -> Vec<String> {
@@ -40,10 +39,6 @@ fn code_args(key: &str, ttl: &str) -> Vec<String> {
 
 fn w(s: &str) -> Vec<String> {
     s.split(' ').map(str::to_string).collect()
-}
-
-fn refs(a: &[String]) -> Vec<&str> {
-    a.iter().map(String::as_str).collect()
 }
 
 /// The write commands of a whole gateway's life, every record kind and every

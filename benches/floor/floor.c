@@ -1,6 +1,6 @@
 /* The floor of a fixed-window rate limiter on this server's module API:
  * a bench-only module (issue 17), loaded next to redis-oauth by
- * benches/throughput.rs, never shipped. FLOOR.FIXED key limit window does
+ * benches/throughput/limits.rs, never shipped. FLOOR.FIXED key limit window does
  * only the work no limiter can skip: open the key, read the count and its
  * expiry, write count + 1 in place with the window's absolute expiry,
  * replicate `SET key n PXAT t`, raise `set` and `expire`, answer

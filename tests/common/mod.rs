@@ -3,62 +3,17 @@
 //! killed on drop. A missing redis-server fails the test loudly.
 #![allow(dead_code)]
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub use redis::{Connection, Value};
 
-/// Path of the module `.so`, built once per test binary in release mode.
-/// `REDIS_OAUTH_MODULE` overrides it (scripts/test.sh builds first).
-pub fn module_path() -> PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        if let Ok(p) = std::env::var("REDIS_OAUTH_MODULE") {
-            let p = PathBuf::from(p);
-            assert!(
-                p.exists(),
-                "REDIS_OAUTH_MODULE={} does not exist",
-                p.display()
-            );
-            return p;
-        }
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--lib", "--quiet"])
-            .current_dir(&root)
-            .status()
-            .expect("could not run cargo to build the module");
-        assert!(status.success(), "building the module failed");
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| root.join("target"));
-        let so = target.join("release/libredis_oauth.so");
-        assert!(so.exists(), "module not found at {}", so.display());
-        so
-    })
-    .clone()
-}
-
-/// The redis-server binary: `REDIS_SERVER` or `redis-server` on PATH.
-pub fn server_binary() -> String {
-    let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string());
-    let ok = Command::new(&bin)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "redis-server not found (tried '{bin}'). Install it (scripts/test.sh does: apt-get install -y redis-server) or set REDIS_SERVER. Tests never skip."
-    );
-    bin
-}
+mod lookup;
+pub use lookup::{module_path, server_binary};
 
 #[derive(Default, Clone)]
 pub struct Opts {
@@ -541,4 +496,122 @@ pub fn info_counter(c: &mut Connection, name: &str) -> u64 {
         .trim()
         .parse()
         .expect("counter value")
+}
+
+// ---------------------------------------------------------------------------
+// Replies and helpers that several behaviour files share.
+// ---------------------------------------------------------------------------
+
+pub const CB: &str = "https://app/cb";
+pub const RESERVED: &str = "INVALID_REQUEST field names beginning with '_' and the names active, exp and iat are reserved for the module";
+pub const EXISTS: &str = "EXISTS key already exists";
+pub const WRONG_REDIS_TYPE: &str =
+    "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+/// Saves and exchanges a code in grant `g`, returning (access, refresh, grant) keys.
+pub fn authorize(c: &mut Connection, g: &str) -> (String, String, String) {
+    let code = format!("c:{{{g}}}");
+    let (at, rt, grant) = (
+        format!("at:{{{g}}}:0"),
+        format!("rt:{{{g}}}:0"),
+        format!("g:{{{g}}}"),
+    );
+    run(
+        c,
+        &[
+            "OAUTH.SAVECODE",
+            &code,
+            "600",
+            "FIELDS",
+            "5",
+            "client_id",
+            "app1",
+            "redirect_uri",
+            CB,
+            "code_challenge",
+            CHALLENGE,
+            "code_challenge_method",
+            "S256",
+            "scope",
+            "read write",
+        ],
+    )
+    .unwrap();
+    run(
+        c,
+        &[
+            "OAUTH.EXCHANGE",
+            &code,
+            "app1",
+            CB,
+            VERIFIER,
+            "ISSUE",
+            &at,
+            "600",
+            "REFRESH",
+            &rt,
+            "3600",
+            "GRANT",
+            &grant,
+            "FIELDS",
+            "1",
+            "sub",
+            "u1",
+        ],
+    )
+    .unwrap();
+    (at, rt, grant)
+}
+
+pub fn rotate(
+    c: &mut Connection,
+    old: &str,
+    new: &str,
+    extra: &[&str],
+) -> redis::RedisResult<Value> {
+    let mut args = vec!["OAUTH.ROTATE", old, new, "3600"];
+    args.extend_from_slice(extra);
+    run(c, &args)
+}
+
+pub fn members(c: &mut Connection, g: &str) -> HashSet<String> {
+    redis::cmd("SMEMBERS").arg(g).query(c).unwrap()
+}
+
+pub fn active(c: &mut Connection, k: &str) -> bool {
+    field(&run(c, &["OAUTH.INTROSPECT", k]).unwrap(), "active").as_deref() == Some("1")
+}
+
+pub fn save_token(c: &mut Connection, key: &str, ttl: &str) {
+    ok(
+        c,
+        &[
+            "OAUTH.SAVETOKEN",
+            key,
+            ttl,
+            "FIELDS",
+            "3",
+            "sub",
+            "u42",
+            "client_id",
+            "app1",
+            "scope",
+            "mcp:read",
+        ],
+    );
+}
+
+pub fn ints(c: &mut Connection, args: &[&str]) -> Vec<i64> {
+    redis::cmd(args[0])
+        .arg(&args[1..])
+        .query(c)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+pub fn pttl(c: &mut Connection, k: &str) -> i64 {
+    redis::cmd("PTTL").arg(k).query(c).unwrap()
+}
+
+pub fn refs(a: &[String]) -> Vec<&str> {
+    a.iter().map(String::as_str).collect()
 }

@@ -1,11 +1,11 @@
-//! OAUTH.RATELIMIT: a fixed window whose counter is a plain integer string with
-//! its expiry set in the same step. Reply:
+//! OAUTH.RATELIMIT, both windows. The fixed window's counter is a plain
+//! integer string with its expiry set in the same step; `SLIDING` keeps a hash
+//! of the current and previous windows. Reply:
 //! `[limited, limit, remaining, retry_after (-1 when allowed), reset_after]`.
 
 mod common;
 use common::*;
 
-const WRONG_REDIS_TYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 const NOT_A_COUNTER: &str = "WRONGTYPE key holds a string that is not a rate-limit counter";
 
 fn rl(c: &mut Connection, args: &[&str]) -> [i64; 5] {
@@ -313,4 +313,51 @@ fn every_key_written_has_a_ttl() {
         let n: i64 = content[0].1.parse().expect("an integer counter");
         assert!(n >= 1, "{k} = {n}");
     }
+}
+
+#[test]
+fn sliding_window_counts_and_expires() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let r = ints(&mut c, &["OAUTH.RATELIMIT", "sl", "2", "10", "SLIDING"]);
+    assert_eq!(r[..4], [0, 2, 1, -1]);
+    assert_eq!(
+        ints(&mut c, &["OAUTH.RATELIMIT", "sl", "2", "10", "SLIDING"])[..3],
+        [0, 2, 0]
+    );
+    let r = ints(&mut c, &["OAUTH.RATELIMIT", "sl", "2", "10", "SLIDING"]);
+    assert_eq!(r[..3], [1, 2, 0]);
+    assert!(r[3] >= 1);
+    let h: Vec<(String, String)> = redis::cmd("HGETALL").arg("sl").query(&mut c).unwrap();
+    let names: Vec<&str> = h.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(names, ["window_start", "current", "previous"]);
+    assert_eq!(h[1].1, "2", "the refused request was not counted");
+    let t = pttl(&mut c, "sl");
+    assert!(
+        t > 10_000 && t <= 20_000,
+        "expires two windows after its start: {t}"
+    );
+    // Peek and option order.
+    assert_eq!(
+        ints(
+            &mut c,
+            &["OAUTH.RATELIMIT", "sl2", "2", "10", "COST", "0", "SLIDING"]
+        ),
+        vec![0, 2, 2, -1, 0]
+    );
+    assert!(!exists(&mut c, "sl2"));
+    // Modes do not mix on one key.
+    assert!(err(&mut c, &["OAUTH.RATELIMIT", "sl", "2", "10"]).starts_with("WRONGTYPE"));
+    run(&mut c, &["OAUTH.RATELIMIT", "fx", "2", "10"]).unwrap();
+    assert!(err(&mut c, &["OAUTH.RATELIMIT", "fx", "2", "10", "SLIDING"]).starts_with("WRONGTYPE"));
+    run(&mut c, &["HSET", "other", "a", "1"]).unwrap();
+    assert_eq!(
+        err(&mut c, &["OAUTH.RATELIMIT", "other", "2", "10", "SLIDING"]),
+        "WRONGTYPE key holds a hash that is not a sliding-window counter"
+    );
+    assert!(err(
+        &mut c,
+        &["OAUTH.RATELIMIT", "x", "2", "10", "SLIDING", "SLIDING"]
+    )
+    .starts_with("INVALID_REQUEST"));
 }
