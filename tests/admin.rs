@@ -734,39 +734,27 @@ fn census_counts_records_by_class() {
     assert_eq!(census(&mut c)["census_passes"], stopped);
 }
 
-#[test]
-fn census_skips_expired_keys_and_counts_every_database() {
+/// A server that expires keys only when they are looked up.
+fn without_active_expiry() -> Server {
     let s = Server::start_with(Opts {
         server_args: vec!["--enable-debug-command".into(), "yes".into()],
         ..Opts::default()
     });
+    ok(&mut s.conn(), &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    s
+}
+
+fn token(c: &mut Connection, key: &str, ttl: &str, sub: &str) {
+    ok(c, &["OAUTH.SAVETOKEN", key, ttl, "FIELDS", "1", "sub", sub]);
+}
+
+#[test]
+fn census_skips_expired_keys_and_counts_every_database() {
+    let s = without_active_expiry();
     let mut c = s.conn();
-    ok(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
-    ok(
-        &mut c,
-        &[
-            "OAUTH.SAVETOKEN",
-            "t:short",
-            "1",
-            "FIELDS",
-            "1",
-            "sub",
-            "u1",
-        ],
-    );
+    token(&mut c, "t:short", "1", "u1");
     ok(&mut c, &["SELECT", "3"]);
-    ok(
-        &mut c,
-        &[
-            "OAUTH.SAVETOKEN",
-            "t:db3",
-            "600",
-            "FIELDS",
-            "1",
-            "sub",
-            "u3",
-        ],
-    );
+    token(&mut c, "t:db3", "600", "u3");
     let got = fresh_census(&mut c);
     assert_eq!(got["records_token"], 2);
     std::thread::sleep(Duration::from_millis(1100));
@@ -867,36 +855,10 @@ fn census_and_admin_reads_stay_out_of_monitor_and_command_stats() {
 
 #[test]
 fn census_reads_without_side_effects() {
-    let s = Server::start_with(Opts {
-        server_args: vec!["--enable-debug-command".into(), "yes".into()],
-        ..Opts::default()
-    });
+    let s = without_active_expiry();
     let mut c = s.conn();
-    ok(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
-    ok(
-        &mut c,
-        &[
-            "OAUTH.SAVETOKEN",
-            "t:short",
-            "1",
-            "FIELDS",
-            "1",
-            "sub",
-            "u1",
-        ],
-    );
-    ok(
-        &mut c,
-        &[
-            "OAUTH.SAVETOKEN",
-            "t:long",
-            "600",
-            "FIELDS",
-            "1",
-            "sub",
-            "u2",
-        ],
-    );
+    token(&mut c, "t:short", "1", "u1");
+    token(&mut c, "t:long", "600", "u2");
     let stat = |c: &mut Connection, name: &str| -> i64 {
         let info: String = redis::cmd("INFO").arg("stats").query(c).expect("INFO");
         info.lines()

@@ -49,19 +49,11 @@ const FRESH: usize = 300;
 // ---------------------------------------------------------------------------
 
 fn cli_binary() -> String {
-    let bin = std::env::var("REDIS_CLI").unwrap_or_else(|_| "redis-cli".to_string());
-    let ok = Command::new(&bin)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "redis-cli not found (tried '{bin}'). Install it (apt-get install -y redis-tools) or set REDIS_CLI. Tests never skip."
-    );
-    bin
+    common::binary(
+        "REDIS_CLI",
+        "redis-cli",
+        "Install it (apt-get install -y redis-tools) or set REDIS_CLI.",
+    )
 }
 
 /// `n` distinct free ports, all bound at once so they differ from each other.

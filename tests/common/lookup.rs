@@ -39,7 +39,17 @@ pub fn module_path() -> PathBuf {
 
 /// The redis-server binary: `REDIS_SERVER` or `redis-server` on PATH.
 pub fn server_binary() -> String {
-    let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string());
+    binary(
+        "REDIS_SERVER",
+        "redis-server",
+        "Install it (scripts/test.sh does: apt-get install -y redis-server) or set REDIS_SERVER.",
+    )
+}
+
+/// A program that must run with `--version`: the path in `env`, else `name`
+/// on PATH. Fails loudly with `install` when it is missing: tests never skip.
+pub fn binary(env: &str, name: &str, install: &str) -> String {
+    let bin = std::env::var(env).unwrap_or_else(|_| name.to_string());
     let ok = Command::new(&bin)
         .arg("--version")
         .stdout(Stdio::null())
@@ -49,7 +59,7 @@ pub fn server_binary() -> String {
         .unwrap_or(false);
     assert!(
         ok,
-        "redis-server not found (tried '{bin}'). Install it (scripts/test.sh does: apt-get install -y redis-server) or set REDIS_SERVER. Tests never skip."
+        "{name} not found (tried '{bin}'). {install} Tests never skip."
     );
     bin
 }

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 pub use redis::{Connection, Value};
 
 mod lookup;
-pub use lookup::{module_path, server_binary};
+#[allow(unused_imports)] // `binary` is used by some test files only
+pub use lookup::{binary, module_path, server_binary};
 
 #[derive(Default, Clone)]
 pub struct Opts {
