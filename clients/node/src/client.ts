@@ -1,3 +1,16 @@
+import {
+  addCounts,
+  Census,
+  combineCensus,
+  KindCounts,
+  ListedRecord,
+  nodeCensus,
+  purgeStep,
+  ScanOptions,
+  ScanPage,
+  scanPage,
+  zeroCounts,
+} from './admin';
 import { fromReply, InvalidGrant, InvalidRequest, isReplyError } from './errors';
 import { assertPkceSyntax } from './pkce';
 import { RateLimitAllResult, RateLimitResult } from './ratelimit';
@@ -10,6 +23,7 @@ import {
   NodeRedisClient,
   NodeRedisCluster,
   nodeRedisTransport,
+  Primary,
   Route,
   Transport,
 } from './transport';
@@ -113,6 +127,19 @@ export interface ThrottleOptions {
   cost?: number;
 }
 
+/** The options of OAUTH.PURGECLIENT. */
+export interface PurgeOptions {
+  /** A SCAN `MATCH` glob on key names (the client's `prefix` is prepended). */
+  match?: string;
+  /** Keys looked at per step, 1 to 10000 (the module's default is 10). */
+  count?: number;
+}
+
+/** A string that a SCAN `MATCH` glob matches literally. */
+function globEscape(text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&');
+}
+
 function fieldArgs(fields: Fields): string[] {
   const pairs = Object.entries(fields);
   return ['FIELDS', String(pairs.length), ...pairs.flat()];
@@ -175,6 +202,37 @@ export class OAuthClient {
     } catch (err) {
       throw isReplyError(err) ? fromReply(err) : err;
     }
+  }
+
+  /** The primaries: the transport's, or the one server of a standalone connection. */
+  private async nodes(): Promise<Primary[]> {
+    if (this.transport.primaries) return this.transport.primaries();
+    return [{ address: '', send: (args) => this.transport.send(args, { readonly: false }) }];
+  }
+
+  private async runOn(node: Primary, args: string[]): Promise<unknown> {
+    try {
+      return await node.send(args);
+    } catch (err) {
+      throw isReplyError(err) ? fromReply(err) : err;
+    }
+  }
+
+  /** MATCH (under the prefix) and COUNT. */
+  private stepArgs(options: PurgeOptions): string[] {
+    const args: string[] = [];
+    const match = this.prefix === '' ? options.match : globEscape(this.prefix) + (options.match ?? '*');
+    if (match !== undefined) args.push('MATCH', match);
+    if (options.count !== undefined) args.push('COUNT', String(options.count));
+    return args;
+  }
+
+  private async scanStep(node: Primary, cursor: string, options: ScanOptions): Promise<ScanPage> {
+    const args = ['OAUTH.SCAN', cursor, ...this.stepArgs(options)];
+    if (options.kind !== undefined) args.push('KIND', options.kind);
+    if (options.clientId !== undefined) args.push('CLIENT', options.clientId);
+    if (options.subject !== undefined) args.push('SUBJECT', options.subject);
+    return scanPage(await this.runOn(node, args), (key) => this.unprefixed(key));
   }
 
   private write(args: string[]): Promise<unknown> {
@@ -329,6 +387,93 @@ export class OAuthClient {
   /** OAUTH.HELP: one line per command. */
   async help(): Promise<string[]> {
     return strs(await this.run(['OAUTH.HELP'], { readonly: true }));
+  }
+
+  /**
+   * The primaries that `scan` takes as `node`, and that `records`, `purgeClient` and
+   * `census` walk: in Cluster the `host:port` of every master in the client's slots
+   * table; for a standalone connection `['']`, its one server.
+   */
+  async primaries(): Promise<string[]> {
+    return (await this.nodes()).map((n) => n.address);
+  }
+
+  /**
+   * OAUTH.SCAN: one SCAN step over the keys of one node, answering the records found
+   * in it that pass the filters. Start with cursor `'0'` and call again with the
+   * answered cursor until it is `'0'`; a step may find nothing while the walk is not
+   * over. `node` is one of `primaries()`: required in Cluster, where each master is
+   * walked on its own (`records` does that for you); omitted (or `''`) standalone.
+   * Keys the connection's ACL user may not read are skipped. With a `prefix`, only
+   * keys under it are looked at and `key` is named without it.
+   */
+  async scan(cursor: string, options: ScanOptions & { node?: string } = {}): Promise<ScanPage> {
+    const nodes = await this.nodes();
+    const node = nodes.find((n) => n.address === (options.node ?? ''));
+    if (!node) {
+      throw new InvalidRequest(
+        options.node === undefined
+          ? 'in Cluster, scan needs { node }: one of primaries(), each walked on its own (or use records())'
+          : `${options.node} is not one of primaries(): ${nodes.map((n) => n.address).join(', ')}`,
+      );
+    }
+    return this.scanStep(node, cursor, options);
+  }
+
+  /**
+   * Every record that passes the filters, walking OAUTH.SCAN on each primary in turn
+   * until its cursor is 0 (`count` keys per call). As with SCAN, a record that exists
+   * during the whole walk is listed, one created or deleted meanwhile may or may not
+   * be, and a resize of the node's key table may list a record twice.
+   */
+  async *records(options: ScanOptions = {}): AsyncIterable<ListedRecord> {
+    for (const node of await this.nodes()) {
+      let cursor = '0';
+      do {
+        const page = await this.scanStep(node, cursor, options);
+        cursor = page.cursor;
+        yield* page.records;
+      } while (cursor !== '0');
+    }
+  }
+
+  /**
+   * OAUTH.PURGECLIENT on every primary (in parallel), each walked until its cursor is
+   * 0: deletes the client's registration, codes and their tombstones, access and
+   * refresh tokens, states, and its grants whole. Answers how many records of each
+   * kind were deleted, summed. Rejects with `NoPerm` when a step finds a key of the
+   * client that the ACL user may read but not delete: that step deletes nothing, the
+   * steps before it have deleted theirs, and a later call finishes the job. With a
+   * `prefix`, only keys under it are looked at.
+   */
+  async purgeClient(clientId: string, options: PurgeOptions = {}): Promise<KindCounts> {
+    const perNode = await Promise.all(
+      (await this.nodes()).map(async (node) => {
+        const total = zeroCounts();
+        let cursor = '0';
+        do {
+          const step = purgeStep(await this.runOn(node, ['OAUTH.PURGECLIENT', clientId, cursor, ...this.stepArgs(options)]));
+          addCounts(total, step.counts);
+          cursor = step.cursor;
+        } while (cursor !== '0');
+        return total;
+      }),
+    );
+    const total = zeroCounts();
+    perNode.forEach((counts) => addCounts(total, counts));
+    return total;
+  }
+
+  /**
+   * `INFO oauth_census` of every primary, together: live records by kind (summed),
+   * distinct subjects (summed per node, so in Cluster a subject with tokens on two
+   * nodes counts twice), the fewest passes and the oldest age of any node. Each node
+   * counts its own keys in the background, a batch per server tick (`oauth.census-batch`),
+   * so the counts are at most one pass old; they cover every key, whatever `prefix`.
+   */
+  async census(): Promise<Census> {
+    const nodes = await this.nodes();
+    return combineCensus(await Promise.all(nodes.map(async (node) => nodeCensus(await this.runOn(node, ['INFO', 'oauth_census'])))));
   }
 
   /**

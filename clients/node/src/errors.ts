@@ -65,12 +65,24 @@ export class ServerError extends OAuthError {
   }
 }
 
+/**
+ * The caller's ACL user may not do this: Redis's own refusal of a command or key, or
+ * the module's (OAUTH.PURGECLIENT found a key of the client that the user may read but
+ * not delete, and deleted nothing). A `ServerError` with code `NOPERM`.
+ */
+export class NoPerm extends ServerError {
+  constructor(description: string, options?: ErrorOptions) {
+    super('NOPERM', description, options);
+  }
+}
+
 const byCode = new Map<string, new (description: string, options?: ErrorOptions) => OAuthError>([
   ['INVALID_GRANT', InvalidGrant],
   ['INVALID_REQUEST', InvalidRequest],
   ['INVALID_SCOPE', InvalidScope],
   ['EXISTS', Exists],
   ['WRONGTYPE', WrongType],
+  ['NOPERM', NoPerm],
 ]);
 
 /** Whether `err` is an error reply of node-redis (`ErrorReply`) or ioredis (`ReplyError`). */

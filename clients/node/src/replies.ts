@@ -14,6 +14,8 @@ function unexpected(what: string): ServerError {
 export function str(value: unknown): string {
   if (typeof value === 'string') return value;
   if (Buffer.isBuffer(value)) return value.toString('utf8');
+  // node-redis's RESP3 verbatim strings (INFO) may be String objects.
+  if (value instanceof String) return value.toString();
   throw unexpected(`expected a string, got ${typeof value}`);
 }
 

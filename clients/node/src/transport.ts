@@ -16,8 +16,21 @@ export interface Route {
   pinned?: boolean;
 }
 
+/** One primary (master) of a deployment, for the commands that work node by node. */
+export interface Primary {
+  /** `host:port` as the cluster announces it; `''` for the one server of a standalone connection. */
+  address: string;
+  /** Sends one command to this node. */
+  send(args: string[]): Promise<unknown>;
+}
+
 export interface Transport {
   send(args: string[], route: Route): Promise<unknown>;
+  /**
+   * The primaries, for OAUTH.SCAN, OAUTH.PURGECLIENT and INFO, which work on the keys
+   * of the node they run on. A transport without it is one server, reached by `send`.
+   */
+  primaries?(): Promise<Primary[]>;
 }
 
 /** What the package needs of a node-redis client (`createClient`), versions 4 to 6. */
@@ -29,6 +42,8 @@ export interface NodeRedisClient {
 export interface NodeRedisCluster<Node = unknown> {
   sendCommand(firstKey: string | undefined, isReadonly: boolean | undefined, args: string[]): Promise<unknown>;
   getSlotMaster(slot: number): Node;
+  /** The masters of the slots table (each has an `address`, `host:port`). */
+  readonly masters: readonly Node[];
   nodeClient(node: Node): NodeRedisClient | Promise<NodeRedisClient>;
 }
 
@@ -59,7 +74,19 @@ export function nodeRedisTransport<Node>(client: NodeRedisClient | NodeRedisClus
       if (route.pinned) return (await client.nodeClient(client.getSlotMaster(slotOf(route.key)))).sendCommand(args);
       return client.sendCommand(routingKey(route.key), route.readonly, args);
     },
+    async primaries() {
+      return client.masters.map((node) => ({
+        address: nodeAddress(node),
+        send: async (args: string[]) => (await client.nodeClient(node)).sendCommand(args),
+      }));
+    },
   };
+}
+
+function nodeAddress(node: unknown): string {
+  const n = node as { address?: unknown; host?: unknown; port?: unknown };
+  if (typeof n.address === 'string') return n.address;
+  return `${String(n.host)}:${String(n.port)}`;
 }
 
 function isIoredisCluster(client: IoredisClient | IoredisCluster): client is IoredisCluster {
@@ -85,6 +112,13 @@ export function ioredisTransport(client: IoredisClient | IoredisCluster): Transp
         if (route.pinned || !(err instanceof Error) || !/^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /.test(err.message)) throw err;
         return client.call(name, rest);
       }
+    },
+    async primaries() {
+      await ready(client);
+      return client.nodes('master').map((node) => ({
+        address: `${node.options.host}:${node.options.port}`,
+        send: ([name, ...rest]: string[]) => node.call(name, rest),
+      }));
     },
   };
 }

@@ -22,6 +22,8 @@ export interface Connection {
 export interface ConnectOptions extends ClientOptions {
   /** ioredis's own keyPrefix option. */
   keyPrefix?: string;
+  /** An ACL user to log in as (every node, in Cluster). */
+  auth?: { username: string; password: string };
 }
 
 export interface Case {
@@ -47,9 +49,14 @@ interface NodeRedisOptions {
   keyPrefix?: string;
 }
 
+interface Credentials {
+  username?: string;
+  password?: string;
+}
+
 interface NodeRedisFactories {
-  client(options: NodeRedisOptions & { url: string }): NodeRedisClient & Closable;
-  cluster(options: NodeRedisOptions & { rootNodes: Array<{ url: string }> }): NodeRedisCluster & Closable;
+  client(options: NodeRedisOptions & Credentials & { url: string }): NodeRedisClient & Closable;
+  cluster(options: NodeRedisOptions & { rootNodes: Array<{ url: string }>; defaults?: Credentials }): NodeRedisCluster & Closable;
 }
 
 /** The OAuthClient of a connected library client; a refused one is closed. */
@@ -72,7 +79,7 @@ function nodeRedis(alias: string, lib: NodeRedisFactories, protocol: 2 | 3, RESP
     async connect(topology, ports, options = {}) {
       const libOptions: NodeRedisOptions = { ...(RESP && { RESP }), ...(options.keyPrefix !== undefined && { keyPrefix: options.keyPrefix }) };
       if (topology === 'standalone') {
-        const client = lib.client({ url: `redis://${HOST}:${ports.standalone}`, ...libOptions });
+        const client = lib.client({ url: `redis://${HOST}:${ports.standalone}`, ...libOptions, ...options.auth });
         await client.connect();
         return {
           oauth: await wrap(() => OAuthClient.fromNodeRedis(client, options), () => client.quit()),
@@ -80,7 +87,11 @@ function nodeRedis(alias: string, lib: NodeRedisFactories, protocol: 2 | 3, RESP
           close: async () => void (await client.quit()),
         };
       }
-      const cluster = lib.cluster({ rootNodes: ports.cluster.map((p) => ({ url: `redis://${HOST}:${p}` })), ...libOptions });
+      const cluster = lib.cluster({
+        rootNodes: ports.cluster.map((p) => ({ url: `redis://${HOST}:${p}` })),
+        ...libOptions,
+        ...(options.auth && { defaults: options.auth }),
+      });
       await cluster.connect();
       return {
         oauth: await wrap(() => OAuthClient.fromNodeRedis(cluster, options), () => cluster.quit()),
@@ -91,7 +102,7 @@ function nodeRedis(alias: string, lib: NodeRedisFactories, protocol: 2 | 3, RESP
   };
 }
 
-interface IoredisOptions {
+interface IoredisOptions extends Credentials {
   protocol?: 2 | 3;
   replyMapping?: 'resp3';
   keyPrefix?: string;
@@ -115,7 +126,7 @@ function ioredis(alias: string, make: IoredisFactories, mode: IoredisOptions = {
     protocol,
     keyPrefix: true,
     async connect(topology, ports, options = {}) {
-      const redisOptions = { ...mode, ...(options.keyPrefix !== undefined && { keyPrefix: options.keyPrefix }) };
+      const redisOptions = { ...mode, ...(options.keyPrefix !== undefined && { keyPrefix: options.keyPrefix }), ...options.auth };
       const client =
         topology === 'standalone'
           ? make.redis({ host: HOST, port: ports.standalone, ...redisOptions })

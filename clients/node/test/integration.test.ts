@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { randomId, ServerError, slotOf } from 'redis-oauth';
 import { Case, caseName, cases, Connection, ConnectOptions, Topology } from './cases';
+import { adminFlows } from './admin';
 import { flows } from './flows';
 import { cli, Monitor, Servers, startServers } from './servers';
 
@@ -59,6 +60,12 @@ function suite(c: Case, topology: Topology): void {
     });
 
     flows(() => ({ conn, connect }));
+    adminFlows(() => ({
+      conn,
+      connect,
+      open: (options) => c.connect(topology, ports(), options),
+      everyNode: (...args) => Promise.all((topology === 'standalone' ? [servers.standalone] : servers.masters).map((n) => cli(n.port, ...args))),
+    }));
 
     if (c.keyPrefix) {
       it("the library's keyPrefix does not reach module keys: an explicit prefix is required", async () => {

@@ -16,7 +16,9 @@ import {
   IoredisClient,
   IoredisCluster,
   Keys,
+  NoPerm,
   OAuthClient,
+  Primary,
   OAuthError,
   RateLimitResult,
   s256Challenge,
@@ -93,6 +95,7 @@ describe('errors', () => {
     ['WRONGTYPE Operation against a key holding the wrong kind of value', WrongType, 'server_error', 500],
     ['ERR internal error in redis-oauth; details are in the server log', ServerError, 'server_error', 500],
     ["CROSSSLOT Keys in request don't hash to the same slot", ServerError, 'server_error', 500],
+    ["NOPERM this user has no permissions to delete one of the client's keys; nothing was deleted", NoPerm, 'server_error', 500],
     ['constructor x', ServerError, 'server_error', 500],
   ];
   for (const [message, Class, error, status] of cases) {
@@ -120,6 +123,86 @@ describe('errors', () => {
 
   it('reports an unexpected reply as a ServerError', async () => {
     await assert.rejects(fake('OK').oauth.rateLimit('k', { limit: 1, window: 1 }), ServerError);
+  });
+});
+
+describe('admin replies', () => {
+  const resp2Item = [
+    'key', 'p*:oauth:{g:1}:at:ab', 'kind', 'token', 'expires_at_ms', 1700000060000, 'created_ms', 1700000000000,
+    'fields', ['client_id', 'app1', 'sub', 'u1'],
+  ];
+  const resp3Item = {
+    key: Buffer.from('p*:oauth:{g:1}:at:ab'), kind: 'token', expires_at_ms: 1700000060000, created_ms: 1700000000000,
+    fields: new Map([['client_id', 'app1'], ['sub', 'u1']]),
+  };
+  const grantItem = ['key', 'p*:oauth:{g:1}:grant', 'kind', 'grant', 'expires_at_ms', -1, 'created_ms', -1, 'fields', { members: '3', client_id: 'app1' }];
+  const expected = { key: 'oauth:{g:1}:at:ab', kind: 'token', expiresAtMs: 1700000060000, createdMs: 1700000000000, fields: { client_id: 'app1', sub: 'u1' } };
+
+  it('reads an OAUTH.SCAN step alike in RESP2 and RESP3, without the prefix, -1 as null', async () => {
+    for (const item of [resp2Item, resp3Item]) {
+      const { oauth, sent } = fake(['17', [item, grantItem]], 'p*:');
+      const page = await oauth.scan('0', { match: 'oauth:*', count: 100, kind: 'token', clientId: 'app1', subject: 'u1' });
+      assert.deepEqual(page, {
+        cursor: '17',
+        records: [expected, { key: 'oauth:{g:1}:grant', kind: 'grant', expiresAtMs: null, createdMs: null, fields: { members: '3', client_id: 'app1' } }],
+      });
+      assert.deepEqual(sent[0], ['OAUTH.SCAN', '0', 'MATCH', 'p\\*:oauth:*', 'COUNT', '100', 'KIND', 'token', 'CLIENT', 'app1', 'SUBJECT', 'u1']);
+    }
+    const { oauth, sent } = fake(['0', []]);
+    assert.deepEqual(await oauth.scan('5'), { cursor: '0', records: [] });
+    assert.deepEqual(sent[0], ['OAUTH.SCAN', '5']);
+    assert.deepEqual(await oauth.primaries(), ['']);
+    await assert.rejects(oauth.scan('0', { node: '10.0.0.1:7000' }), InvalidRequest);
+  });
+
+  /** A transport with two primaries, each answering its own replies in turn. */
+  function cluster(replies: Record<string, unknown[]>) {
+    const sent: Array<[string, string[]]> = [];
+    const primaries: Primary[] = Object.keys(replies).map((address) => ({
+      address,
+      send: async (args) => {
+        sent.push([address, args]);
+        const reply = replies[address].shift();
+        if (reply instanceof Error) throw reply;
+        return reply;
+      },
+    }));
+    const transport: Transport = { send: async () => assert.fail('sent without a node'), primaries: async () => primaries };
+    return { oauth: new OAuthClient(transport), sent };
+  }
+
+  it('records() walks every primary to cursor 0; scan() in Cluster needs a node', async () => {
+    const { oauth, sent } = cluster({ a: [['9', []], ['0', [resp2Item]]], b: [['0', [resp3Item]]] });
+    const keys: string[] = [];
+    for await (const record of oauth.records({ kind: 'token' })) keys.push(record.key);
+    assert.deepEqual(keys, ['p*:oauth:{g:1}:at:ab', 'p*:oauth:{g:1}:at:ab']);
+    assert.deepEqual(sent.map(([node, args]) => `${node} ${args.join(' ')}`), ['a OAUTH.SCAN 0 KIND token', 'a OAUTH.SCAN 9 KIND token', 'b OAUTH.SCAN 0 KIND token']);
+    assert.deepEqual(await oauth.primaries(), ['a', 'b']);
+    await assert.rejects(oauth.scan('0'), (err: unknown) => err instanceof InvalidRequest && /scan needs \{ node \}/.test(err.message));
+  });
+
+  it('purgeClient sums every step of every primary by kind; NOPERM is NoPerm', async () => {
+    const step = (cursor: string, token: number, grant: number) => [cursor, ['code', 0, 'redeemed_code', 0, 'token', token, 'refresh', 0, 'rotated_refresh', 0, 'client', 0, 'state', 0, 'grant', grant]];
+    const { oauth, sent } = cluster({ a: [step('3', 1, 0), step('0', 2, 1)], b: [[`0`, { token: 4, client: 1 }]] });
+    assert.deepEqual(await oauth.purgeClient('app1', { count: 1000 }), { code: 0, redeemed_code: 0, token: 7, refresh: 0, rotated_refresh: 0, client: 1, state: 0, grant: 1 });
+    assert.deepEqual(sent[0], ['a', ['OAUTH.PURGECLIENT', 'app1', '0', 'COUNT', '1000']]);
+    const refused = cluster({ a: [new ReplyError("NOPERM this user has no permissions to delete one of the client's keys; nothing was deleted")] });
+    await assert.rejects(refused.oauth.purgeClient('app1'), (err: unknown) => err instanceof NoPerm && err instanceof ServerError && err.code === 'NOPERM');
+  });
+
+  it('census sums the counts and subjects, takes the fewest passes and the oldest age', async () => {
+    const info = (passes: number, age: number, token: number, subjects: number) =>
+      ['# oauth_census', 'oauth_census_batch:1000', `oauth_census_passes:${passes}`, `oauth_census_age_ms:${age}`, 'oauth_census_duration_ms:2', 'oauth_census_keys:10',
+        'oauth_records_code:1', 'oauth_records_redeemed_code:0', `oauth_records_token:${token}`, 'oauth_records_refresh:2', 'oauth_records_rotated_refresh:0',
+        'oauth_records_client:1', 'oauth_records_state:0', 'oauth_records_grant:1', `oauth_subjects:${subjects}`, ''].join('\r\n');
+    const { oauth } = cluster({ a: [info(7, 40, 3, 2)], b: [new String(info(5, 90, 4, 1))] });
+    assert.deepEqual(await oauth.census(), {
+      counts: { code: 2, redeemed_code: 0, token: 7, refresh: 4, rotated_refresh: 0, client: 2, state: 0, grant: 2 },
+      subjects: 3, keys: 20, passes: 5, ageMs: 90, durationMs: 2, nodes: 2,
+    });
+    const fresh = cluster({ a: [info(0, -1, 0, 0)], b: [info(1, 5, 0, 0)] });
+    assert.equal((await fresh.oauth.census()).ageMs, null);
+    await assert.rejects(cluster({ a: ['# oauth_census\r\n'] }).oauth.census(), ServerError);
   });
 });
 
