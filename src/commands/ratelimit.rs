@@ -188,8 +188,8 @@ fn count(reply: &RateReply) {
 
 /// `OAUTH.RATELIMIT key limit window [COST n] [SLIDING]`
 pub fn ratelimit(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
-    // The arguments one by one: the 32-slot list of `bytes` costs more
-    // than the rest of the parsing of a four-argument call.
+    // The arguments one by one, without the 32-slot list of `bytes`, which
+    // a call of four arguments does not need.
     let key = args
         .get(1)
         .ok_or_else(|| OAuthError::invalid_request("key is required"))?;
