@@ -1,7 +1,11 @@
-//! The write journal. A handler decides everything first, then lists its writes
-//! here; `commit` applies each through the key API, replicates it as a concrete
-//! command with absolute times, and raises the keyspace event the native command
-//! would. Applying and replicating are one loop, so they cannot diverge.
+//! The write path. A handler decides everything first, then describes its
+//! writes: one [`Write`] on a key it holds open, through [`apply`], or a
+//! list of them in an [`Effects`] journal, through [`Effects::commit`].
+//! Both end in the same `write`, which applies a write through the key API
+//! (or one `RESTORE`), replicates it as a concrete command with absolute
+//! times, and raises the keyspace event the native command would. Applying
+//! and replicating are one step, so they cannot diverge; and how a record is
+//! written, in one `RESTORE` or field by field, is decided here only.
 
 use std::collections::HashMap;
 use std::ffi::CStr;
@@ -13,73 +17,131 @@ use redis_module::{raw, Context, NotifyEvent, RedisString};
 use smallvec::SmallVec;
 
 use crate::core::record::Record;
+use crate::core::sliding::{F_CURRENT, F_PREVIOUS, F_START};
+use crate::core::validate::Pair;
 use crate::keys::{made_once, new_string, rstr, share, take_made, Key, KeyKind};
 use crate::reply::Forward;
 
-enum Op {
+/// One write on one key, as a handler describes it.
+pub enum Write<'a> {
     /// `DEL key`
-    Del(RedisString),
+    Del,
     /// `HSET key field value ...` (on a key that is a hash or absent): names
     /// and values alternate, as module strings used both to write and to
-    /// replicate.
-    HSet(RedisString, Vec<RedisString>),
+    /// replicate. Fewer than one pair writes nothing.
+    HSet(Vec<RedisString>),
     /// `PEXPIREAT key at_ms`
-    PExpireAt(RedisString, i64),
-    /// A new hash with its absolute expiry: `DEL` (when replacing), `HSET`,
-    /// `PEXPIREAT`; a tombstone in one `RESTORE` (see
-    /// [`Effects::replace_tombstone`]). Without replace the key is absent when
-    /// the entry runs.
-    Create {
-        key: RedisString,
-        body: Body,
+    PExpireAt(i64),
+    /// `SET key value PXAT at` of an integer (a fixed window's count, a
+    /// throttle's TAT, a cutoff). `expiry` is the key's expiry as the
+    /// handler read it (None when it has none or was not read): the expiry
+    /// is set only when it is not already `at`.
+    SetInt {
+        value: i64,
         at: i64,
-        replace: bool,
-        tombstone: bool,
+        expiry: Option<i64>,
     },
-    /// `SET key value PXAT at_ms`
-    SetPxAt(RedisString, Vec<u8>, i64),
+    /// A sliding window's state (`core::sliding`): `HSET key window_start s
+    /// current c previous p`, then `PEXPIREAT key at`.
+    Sliding { values: [i64; 3], at: i64 },
+    /// A new record (see [`NewRecord`]).
+    Record(NewRecord<'a>),
     /// `SADD key member ...` (the 7.0 key API has no set calls: runs through
-    /// RedisModule_Call without propagation, which also raises the event)
-    SAdd(RedisString, Vec<Vec<u8>>),
+    /// `RedisModule_Call` without propagation, which also raises the event)
+    SAdd(Vec<Vec<u8>>),
     /// `SREM key member ...`
-    SRem(RedisString, Vec<Vec<u8>>),
+    SRem(Vec<Vec<u8>>),
 }
 
-/// The fields of a hash to create: module strings the handler already holds
-/// (names and values alternating), or bytes it built, kept in one buffer
-/// (module strings are made of those only if the record has to be written
-/// field by field).
-enum Body {
+impl<'a> Write<'a> {
+    /// A new record on an absent key whose fields the command's own
+    /// arguments have already shown in `MONITOR` and `SLOWLOG` (SAVECODE,
+    /// SAVESTATE): the header and the caller's pairs, borrowed. The last
+    /// `held.len() / 2` pairs are the module strings `held` (the command's
+    /// arguments), shared rather than copied if the record is written field
+    /// by field.
+    pub fn public_record(pairs: &'a [Pair<'a>], held: &'a [RedisString], at: i64) -> Self {
+        Write::Record(NewRecord {
+            body: Body::Public { pairs, held },
+            at,
+            replace: false,
+        })
+    }
+}
+
+/// A hash and its absolute expiry, on a key that is absent (or deleted
+/// earlier in the same journal) or, with `replace`, in place of whatever the
+/// key holds. An empty one writes nothing (deletes the key, when replacing).
+pub struct NewRecord<'a> {
+    body: Body<'a>,
+    at: i64,
+    replace: bool,
+}
+
+/// The fields of a new record.
+enum Body<'a> {
+    /// Module strings the handler already holds, names and values alternating.
     Strings(Vec<RedisString>),
+    /// Bytes the handler built, kept in one buffer (module strings are made
+    /// of them when the record is written).
     Owned(Record),
+    /// Fields that hold nothing `MONITOR` has not shown already: a
+    /// SAVECODE's or SAVESTATE's own arguments, a tombstone's bookkeeping
+    /// (kind, times, key names). Only these may be written by one `RESTORE`
+    /// (see [`write_record`]). The last `held.len() / 2` pairs are also the
+    /// module strings `held`.
+    Public {
+        pairs: &'a [Pair<'a>],
+        held: &'a [RedisString],
+    },
 }
 
-impl Body {
-    fn pairs(&self) -> Vec<(&[u8], &[u8])> {
+impl Body<'_> {
+    fn is_empty(&self) -> bool {
         match self {
-            Body::Strings(strings) => strings
-                .chunks_exact(2)
-                .filter_map(|fv| match fv {
-                    [f, v] => Some((f.as_slice(), v.as_slice())),
-                    _ => None,
-                })
+            Body::Strings(s) => s.len() < 2,
+            Body::Owned(rec) => rec.is_empty(),
+            Body::Public { pairs, .. } => pairs.is_empty(),
+        }
+    }
+
+    /// The fields as module strings, names and values alternating.
+    fn into_strings(self) -> Vec<RedisString> {
+        match self {
+            Body::Strings(strings) => strings,
+            Body::Owned(rec) => rec
+                .fields()
+                .flat_map(|(f, v)| [new_string(f), new_string(v)])
                 .collect(),
-            Body::Owned(rec) => rec.fields().collect(),
-        }
-    }
-    /// The module strings to write field by field, when the handler has them.
-    fn strings(&self) -> Option<&[RedisString]> {
-        match self {
-            Body::Strings(strings) => Some(strings),
-            Body::Owned(_) => None,
+            Body::Public { pairs, held } => {
+                let made = pairs.len().saturating_sub(held.len() / 2);
+                let mut out = Vec::with_capacity(2 * made + held.len());
+                for (f, v) in pairs.get(..made).unwrap_or_default() {
+                    out.push(new_string(f));
+                    out.push(new_string(v));
+                }
+                out.extend(held.iter().map(share));
+                out
+            }
         }
     }
 }
 
-/// Most commands journal a few writes on a few keys: those stay inline.
+/// Applies, replicates and notifies one write on `name` through `key`, the
+/// handle the handler checked it with (opened again for writing if it was
+/// opened read-only), then closes it. `RESTORE`'s reply when the write was
+/// a public record written by one `RESTORE` (SAVECODE passes its `+OK` on);
+/// None otherwise.
+pub fn apply(ctx: &Context, name: &RedisString, key: Key, w: Write<'_>) -> Option<Forward> {
+    let mut handle = key.is_writable().then_some(key);
+    write(ctx, name, &mut handle, w)
+}
+
+/// A journal of writes, committed in order. Most commands journal a few
+/// writes on a few keys: those stay inline.
 #[derive(Default)]
-pub struct Effects {
-    ops: SmallVec<[Op; 4]>,
+pub struct Effects<'a> {
+    writes: SmallVec<[(RedisString, Write<'a>); 4]>,
     /// Keys open for writing during `commit`, each opened once (or adopted);
     /// None once closed.
     open: SmallVec<[(RedisString, Option<Key>); 4]>,
@@ -92,13 +154,17 @@ pub struct Effects {
 /// Up to this many open keys, a name is found by scanning.
 const LINEAR_LOOKUP: usize = 8;
 
-impl Effects {
+impl<'a> Effects<'a> {
     pub fn new() -> Self {
         Effects::default()
     }
-    pub fn del(&mut self, key: &RedisString) -> &mut Self {
-        self.ops.push(Op::Del(share(key)));
+    /// Any write on `key`.
+    pub fn push(&mut self, key: &RedisString, w: Write<'a>) -> &mut Self {
+        self.writes.push((share(key), w));
         self
+    }
+    pub fn del(&mut self, key: &RedisString) -> &mut Self {
+        self.push(key, Write::Del)
     }
     pub fn hset<F: AsRef<[u8]>, V: AsRef<[u8]>>(
         &mut self,
@@ -114,30 +180,33 @@ impl Effects {
     /// `hset` with the names and values already module strings, alternating
     /// (for instance the command's own arguments, which are then not copied).
     pub fn hset_strings(&mut self, key: &RedisString, strings: Vec<RedisString>) -> &mut Self {
-        if strings.len() >= 2 {
-            self.ops.push(Op::HSet(share(key), strings));
-        }
-        self
+        self.push(key, Write::HSet(strings))
     }
     pub fn pexpireat(&mut self, key: &RedisString, at_ms: i64) -> &mut Self {
-        self.ops.push(Op::PExpireAt(share(key), at_ms));
-        self
+        self.push(key, Write::PExpireAt(at_ms))
     }
-    pub fn set_pxat(&mut self, key: &RedisString, value: Vec<u8>, at_ms: i64) -> &mut Self {
-        self.ops.push(Op::SetPxAt(share(key), value, at_ms));
-        self
+    /// `SET key value PXAT at_ms` of an integer (see [`Write::SetInt`]).
+    pub fn set_int(
+        &mut self,
+        key: &RedisString,
+        value: i64,
+        at_ms: i64,
+        expiry: Option<i64>,
+    ) -> &mut Self {
+        self.push(
+            key,
+            Write::SetInt {
+                value,
+                at: at_ms,
+                expiry,
+            },
+        )
     }
     pub fn sadd(&mut self, key: &RedisString, members: Vec<Vec<u8>>) -> &mut Self {
-        if !members.is_empty() {
-            self.ops.push(Op::SAdd(share(key), members));
-        }
-        self
+        self.push(key, Write::SAdd(members))
     }
     pub fn srem(&mut self, key: &RedisString, members: Vec<Vec<u8>>) -> &mut Self {
-        if !members.is_empty() {
-            self.ops.push(Op::SRem(share(key), members));
-        }
-        self
+        self.push(key, Write::SRem(members))
     }
     /// A new record on a key that is absent (or deleted earlier in this
     /// journal): the hash and its expiry, one atomic step.
@@ -147,7 +216,7 @@ impl Effects {
         pairs: impl IntoIterator<Item = (F, V)>,
         at_ms: i64,
     ) -> &mut Self {
-        self.create(key, Body::Owned(pairs.into_iter().collect()), at_ms, false)
+        self.record(key, Body::Owned(pairs.into_iter().collect()), at_ms, false)
     }
     /// `create_hash` from module strings (see `hset_strings`).
     pub fn create_hash_strings(
@@ -156,7 +225,7 @@ impl Effects {
         strings: Vec<RedisString>,
         at_ms: i64,
     ) -> &mut Self {
-        self.create(key, Body::Strings(strings), at_ms, false)
+        self.record(key, Body::Strings(strings), at_ms, false)
     }
     /// A record that takes the place of whatever `key` holds (a replaced
     /// client registration): as `del` then `create_hash`.
@@ -166,53 +235,23 @@ impl Effects {
         pairs: impl IntoIterator<Item = (F, V)>,
         at_ms: i64,
     ) -> &mut Self {
-        self.replace(key, pairs.into_iter().collect(), at_ms, false)
+        self.record(key, Body::Owned(pairs.into_iter().collect()), at_ms, true)
     }
     /// A consumed code's or rotated refresh token's tombstone taking the
-    /// place of the record: one `RESTORE ... ABSTTL REPLACE` when it fits a
-    /// listpack (see [`restore`]), else as `replace_hash`. A tombstone holds
-    /// only the module's bookkeeping (kind, times, key names), so `MONITOR`
-    /// and `SLOWLOG`, which show that `RESTORE`, learn nothing a key name
-    /// does not tell.
-    pub fn replace_tombstone<F: AsRef<[u8]>, V: AsRef<[u8]>>(
+    /// place of the record, from borrowed pairs. A tombstone holds only the
+    /// module's bookkeeping (kind, times, key names), so it is a public
+    /// record (see [`write_record`]): `MONITOR` and `SLOWLOG` learn nothing
+    /// from it that a key name does not tell.
+    pub fn replace_tombstone(
         &mut self,
         key: &RedisString,
-        pairs: impl IntoIterator<Item = (F, V)>,
+        pairs: &'a [Pair<'a>],
         at_ms: i64,
     ) -> &mut Self {
-        self.replace(key, pairs.into_iter().collect(), at_ms, true)
+        self.record(key, Body::Public { pairs, held: &[] }, at_ms, true)
     }
-    fn replace(&mut self, key: &RedisString, rec: Record, at: i64, tombstone: bool) -> &mut Self {
-        if rec.is_empty() {
-            return self.del(key);
-        }
-        self.push_create(key, Body::Owned(rec), at, true, tombstone)
-    }
-    fn create(&mut self, key: &RedisString, body: Body, at: i64, replace: bool) -> &mut Self {
-        self.push_create(key, body, at, replace, false)
-    }
-    fn push_create(
-        &mut self,
-        key: &RedisString,
-        body: Body,
-        at: i64,
-        replace: bool,
-        tombstone: bool,
-    ) -> &mut Self {
-        let empty = match &body {
-            Body::Strings(s) => s.len() < 2,
-            Body::Owned(rec) => rec.is_empty(),
-        };
-        if !empty {
-            self.ops.push(Op::Create {
-                key: share(key),
-                body,
-                at,
-                replace,
-                tombstone,
-            });
-        }
-        self
+    fn record(&mut self, key: &RedisString, body: Body<'a>, at: i64, replace: bool) -> &mut Self {
+        self.push(key, Write::Record(NewRecord { body, at, replace }))
     }
 
     /// Hands over a key the handler already opened for writing (to read it),
@@ -234,161 +273,11 @@ impl Effects {
 
     /// Applies, replicates and notifies every write, in order.
     pub fn commit(mut self, ctx: &Context) {
-        let ops = std::mem::take(&mut self.ops);
-        for op in ops {
-            match op {
-                Op::Del(key) => {
-                    let k = self.key(ctx, &key);
-                    // SAFETY: k is an open writable key.
-                    unsafe {
-                        if let Some(f) = raw::RedisModule_DeleteKey {
-                            f(k.raw());
-                        }
-                    }
-                    replicate(ctx, c"DEL", &[key.inner]);
-                    notify(ctx, NotifyEvent::GENERIC, c"del", &key);
-                }
-                Op::HSet(key, strings) => {
-                    hash_set(self.key(ctx, &key), &strings);
-                    let mut argv = Vec::with_capacity(1 + strings.len());
-                    argv.push(key.inner);
-                    argv.extend(strings.iter().map(|s| s.inner));
-                    replicate(ctx, c"HSET", &argv);
-                    notify(ctx, NotifyEvent::HASH, c"hset", &key);
-                }
-                Op::PExpireAt(key, at) => {
-                    set_abs_expire(self.key(ctx, &key), at);
-                    let at_s = int_string(ctx, at);
-                    replicate(ctx, c"PEXPIREAT", &[key.inner, at_s.inner]);
-                    notify(ctx, NotifyEvent::GENERIC, c"expire", &key);
-                }
-                Op::Create {
-                    key,
-                    body,
-                    at,
-                    replace,
-                    tombstone,
-                } => {
-                    let pairs = body.pairs();
-                    if !(tombstone && self.restore_tombstone(ctx, &key, &pairs, at)) {
-                        self.write_record(ctx, &key, &pairs, body.strings(), at, replace);
-                    }
-                }
-                Op::SetPxAt(key, value, at) => {
-                    let k = self.key(ctx, &key);
-                    let vs = rstr(ctx, value.as_slice());
-                    if !overwrite_string(k, &value) {
-                        // SAFETY: k is an open writable key; StringSet copies the value.
-                        unsafe {
-                            if let Some(f) = raw::RedisModule_StringSet {
-                                f(k.raw(), vs.inner);
-                            }
-                        }
-                    }
-                    if k.abs_expire() != Some(at) {
-                        set_abs_expire(k, at);
-                    }
-                    let (pxat, at_s) = (rstr(ctx, b"PXAT"), int_string(ctx, at));
-                    replicate(ctx, c"SET", &[key.inner, vs.inner, pxat.inner, at_s.inner]);
-                    notify(ctx, NotifyEvent::STRING, c"set", &key);
-                    notify(ctx, NotifyEvent::GENERIC, c"expire", &key);
-                }
-                Op::SAdd(key, members) => {
-                    self.close(&key);
-                    set_call(ctx, "SADD", &key, &members);
-                }
-                Op::SRem(key, members) => {
-                    self.close(&key);
-                    set_call(ctx, "SREM", &key, &members);
-                }
-            }
+        let writes = std::mem::take(&mut self.writes);
+        for (name, w) in writes {
+            // A RESTORE's reply matters only to `apply`'s caller.
+            drop(write(ctx, &name, self.handle(&name), w));
         }
-    }
-
-    /// Writes the hash `name` of `pairs` with its absolute expiry, field by
-    /// field (`DEL` when replacing, `HSET`, `PEXPIREAT`), each applied,
-    /// replicated and notified as the native command would be, with `held`
-    /// (the same pairs as module strings the handler already has) or module
-    /// strings made from `pairs`. Without `replace` the key must be absent
-    /// (or deleted earlier in this journal). Records with the caller's or a
-    /// secret's values never go through `RESTORE`: a `RESTORE` run by the
-    /// module shows in `MONITOR` and `SLOWLOG` with the whole record (only
-    /// SAVECODE and SAVESTATE records, see [`create_at_once`], and
-    /// tombstones, see [`Effects::replace_tombstone`], do).
-    fn write_record(
-        &mut self,
-        ctx: &Context,
-        name: &RedisString,
-        pairs: &[(&[u8], &[u8])],
-        held: Option<&[RedisString]>,
-        at: i64,
-        replace: bool,
-    ) {
-        if replace {
-            notify(ctx, NotifyEvent::GENERIC, c"del", name);
-        }
-        match held {
-            Some(strings) => self.write_fields(ctx, name, strings, at, replace),
-            None => {
-                let strings: Vec<RedisString> = pairs
-                    .iter()
-                    .flat_map(|(f, v)| [new_string(f), new_string(v)])
-                    .collect();
-                self.write_fields(ctx, name, &strings, at, replace);
-            }
-        }
-        notify(ctx, NotifyEvent::HASH, c"hset", name);
-        notify(ctx, NotifyEvent::GENERIC, c"expire", name);
-    }
-
-    /// A tombstone in one `RESTORE ... ABSTTL REPLACE`, which raises only
-    /// its own `restore` event, on the master and on a replica alike. False,
-    /// having changed nothing, when it would not be a listpack or the server
-    /// refuses: the caller then writes it field by field.
-    fn restore_tombstone(
-        &mut self,
-        ctx: &Context,
-        name: &RedisString,
-        pairs: &[(&[u8], &[u8])],
-        at: i64,
-    ) -> bool {
-        let Some(payload) = payload(pairs) else {
-            return false;
-        };
-        // RESTORE replaces the key behind our handle: close it first, so a
-        // later entry on this key opens it afresh.
-        self.close(name);
-        restore(ctx, name, &payload, at, true).is_some()
-    }
-
-    /// A new hash written field by field: `DEL` (when replacing; its event
-    /// is the caller's), `HSET`, `PEXPIREAT`, each applied and replicated.
-    fn write_fields(
-        &mut self,
-        ctx: &Context,
-        key: &RedisString,
-        strings: &[RedisString],
-        at: i64,
-        replace: bool,
-    ) {
-        if replace {
-            let k = self.key(ctx, key);
-            // SAFETY: k is an open writable key.
-            unsafe {
-                if let Some(f) = raw::RedisModule_DeleteKey {
-                    f(k.raw());
-                }
-            }
-            replicate(ctx, c"DEL", &[key.inner]);
-        }
-        hash_set(self.key(ctx, key), strings);
-        let mut argv = Vec::with_capacity(1 + strings.len());
-        argv.push(key.inner);
-        argv.extend(strings.iter().map(|s| s.inner));
-        replicate(ctx, c"HSET", &argv);
-        set_abs_expire(self.key(ctx, key), at);
-        let at_s = int_string(ctx, at);
-        replicate(ctx, c"PEXPIREAT", &[key.inner, at_s.inner]);
     }
 
     /// The index of `name` in `open`.
@@ -402,8 +291,8 @@ impl Effects {
         self.index.get(name).copied()
     }
 
-    /// The open handle of `name`, opening it for writing the first time.
-    fn key(&mut self, ctx: &Context, name: &RedisString) -> &Key {
+    /// The handle slot of `name`: its open key, or None until `write` opens it.
+    fn handle(&mut self, name: &RedisString) -> &mut Option<Key> {
         let i = match self.position(name.as_slice()) {
             Some(i) => i,
             None => {
@@ -411,56 +300,155 @@ impl Effects {
                 self.open.len() - 1
             }
         };
-        self.open[i]
-            .1
-            .get_or_insert_with(|| Key::open(ctx, name, true))
+        &mut self.open[i].1
     }
+}
 
-    /// Closes the handle of `name`, before a write that does not go through it.
-    fn close(&mut self, name: &RedisString) {
-        if let Some(i) = self.position(name.as_slice()) {
-            if let Some((_, slot)) = self.open.get_mut(i) {
+/// The handle in `slot`, opening `name` for writing the first time.
+fn open<'k>(ctx: &Context, name: &RedisString, slot: &'k mut Option<Key>) -> &'k Key {
+    slot.get_or_insert_with(|| Key::open(ctx, name, true))
+}
+
+/// Applies, replicates and notifies `w` on `name`, through the handle in
+/// `slot` (opened on first use, closed before a write that does not go
+/// through it). `RESTORE`'s reply when it wrote a record.
+fn write(
+    ctx: &Context,
+    name: &RedisString,
+    slot: &mut Option<Key>,
+    w: Write<'_>,
+) -> Option<Forward> {
+    match w {
+        Write::Del => {
+            delete(open(ctx, name, slot));
+            replicate(ctx, c"DEL", &[name.inner]);
+            notify(ctx, NotifyEvent::GENERIC, c"del", name);
+        }
+        Write::HSet(strings) => {
+            if strings.len() >= 2 {
+                hash_set(open(ctx, name, slot), &strings);
+                replicate_hset(ctx, name, &strings);
+                notify(ctx, NotifyEvent::HASH, c"hset", name);
+            }
+        }
+        Write::PExpireAt(at) => {
+            set_abs_expire(open(ctx, name, slot), at);
+            let at_s = int_string(ctx, at);
+            replicate(ctx, c"PEXPIREAT", &[name.inner, at_s.inner]);
+            notify(ctx, NotifyEvent::GENERIC, c"expire", name);
+        }
+        Write::SetInt { value, at, expiry } => {
+            set_int(ctx, name, open(ctx, name, slot), value, at, expiry);
+        }
+        Write::Sliding { values, at } => {
+            if !set_sliding(ctx, name, open(ctx, name, slot), values, at) {
+                let [start, current, previous] = values.map(|v| v.to_string());
+                let strings = [
+                    (F_START, start),
+                    (F_CURRENT, current),
+                    (F_PREVIOUS, previous),
+                ]
+                .iter()
+                .flat_map(|(f, v)| [new_string(f), new_string(v.as_bytes())])
+                .collect();
+                write(ctx, name, slot, Write::HSet(strings));
+                write(ctx, name, slot, Write::PExpireAt(at));
+            }
+        }
+        Write::Record(rec) => return write_record(ctx, name, slot, rec),
+        Write::SAdd(members) => {
+            if !members.is_empty() {
                 *slot = None;
+                set_call(ctx, "SADD", name, &members);
+            }
+        }
+        Write::SRem(members) => {
+            if !members.is_empty() {
+                *slot = None;
+                set_call(ctx, "SREM", name, &members);
             }
         }
     }
+    None
 }
 
-/// A new record on the absent key `name`, written at once rather than
-/// journaled: one `RESTORE` (see [`restore`]), which raises its own keyspace
-/// event, `restore`, on the master and on every replica alike. `open` is the
-/// handle the caller checked the key with; it is closed first. `RESTORE`'s
-/// reply (for the command to pass on); None, having changed nothing, when
-/// the record would not be a listpack under the server's settings or the
-/// server refuses: the caller then writes it through the journal, field by
-/// field. This is the path of SAVECODE and SAVESTATE only, which write
-/// nothing else: it spares them the journal's module strings and
-/// bookkeeping. `MONITOR` and `SLOWLOG` show the `RESTORE` with the record,
-/// which holds nothing the command's own arguments did not show there.
-pub fn create_at_once(
+/// Writes a new record. Public fields (see [`Body::Public`]) go in one
+/// `RESTORE ... ABSTTL [REPLACE]` when they make a listpack under the
+/// server's settings (see [`restore`]); `RESTORE` raises only its own
+/// `restore` event, on the master and on a replica alike. Every other record,
+/// or one the server refuses to restore, is written field by field: `DEL`
+/// (when replacing), `HSET`, `PEXPIREAT`, each applied and replicated as the
+/// native command would be, with the events `del` (when replacing), `hset`
+/// and `expire`. Records with the caller's or a secret's values never go
+/// through `RESTORE`: a `RESTORE` run by the module shows in `MONITOR` and
+/// `SLOWLOG` with the whole record.
+fn write_record(
     ctx: &Context,
     name: &RedisString,
-    open: Key,
-    pairs: &[(&[u8], &[u8])],
-    at: i64,
+    slot: &mut Option<Key>,
+    rec: NewRecord<'_>,
 ) -> Option<Forward> {
-    let payload = payload(pairs)?;
-    drop(open);
-    restore(ctx, name, &payload, at, false)
+    let NewRecord { body, at, replace } = rec;
+    if body.is_empty() {
+        if replace {
+            write(ctx, name, slot, Write::Del);
+        }
+        return None;
+    }
+    if let Body::Public { pairs, .. } = &body {
+        if let Some(payload) = payload(pairs) {
+            // RESTORE replaces the key behind the handle: close it first, so
+            // a later write on this key opens it afresh.
+            *slot = None;
+            if let Some(reply) = restore(ctx, name, &payload, at, replace) {
+                return Some(reply);
+            }
+        }
+    }
+    if replace {
+        notify(ctx, NotifyEvent::GENERIC, c"del", name);
+    }
+    write_fields(ctx, name, slot, &body.into_strings(), at, replace);
+    notify(ctx, NotifyEvent::HASH, c"hset", name);
+    notify(ctx, NotifyEvent::GENERIC, c"expire", name);
+    None
 }
 
-/// What `replace_tombstone` then `commit` do for `name`, done now and from
-/// borrowed pairs (no journal entry, no copy of the fields into a record).
-/// No key of `name` may be open.
-pub fn replace_tombstone_at_once(
+/// A new hash written field by field: `DEL` (when replacing; its event is
+/// the caller's), `HSET`, `PEXPIREAT`, each applied and replicated.
+fn write_fields(
     ctx: &Context,
     name: &RedisString,
-    pairs: &[(&[u8], &[u8])],
+    slot: &mut Option<Key>,
+    strings: &[RedisString],
     at: i64,
+    replace: bool,
 ) {
-    let mut fx = Effects::new();
-    if !fx.restore_tombstone(ctx, name, pairs, at) {
-        fx.write_record(ctx, name, pairs, None, at, true);
+    if replace {
+        delete(open(ctx, name, slot));
+        replicate(ctx, c"DEL", &[name.inner]);
+    }
+    hash_set(open(ctx, name, slot), strings);
+    replicate_hset(ctx, name, strings);
+    set_abs_expire(open(ctx, name, slot), at);
+    let at_s = int_string(ctx, at);
+    replicate(ctx, c"PEXPIREAT", &[name.inner, at_s.inner]);
+}
+
+/// `HSET name field value ...`, replicated from the strings written.
+fn replicate_hset(ctx: &Context, name: &RedisString, strings: &[RedisString]) {
+    let mut argv = Vec::with_capacity(1 + strings.len());
+    argv.push(name.inner);
+    argv.extend(strings.iter().map(|s| s.inner));
+    replicate(ctx, c"HSET", &argv);
+}
+
+fn delete(k: &Key) {
+    // SAFETY: k is an open writable key.
+    unsafe {
+        if let Some(f) = raw::RedisModule_DeleteKey {
+            f(k.raw());
+        }
     }
 }
 
@@ -520,18 +508,15 @@ fn restore(
     }
 }
 
-/// What `SET name value PXAT at` does to a counter (a fixed window's count,
-/// a throttle's TAT), done at once through the open handle `k` and without
-/// the journal: the value is written in place (`StringTruncate` + DMA, a new
-/// string only when the key is absent), the expiry set only when it is not
-/// already `at` (`current_expiry`: the expiry the caller read, None when it
-/// has none or did not read it), then the same `SET ... PXAT` is replicated
-/// and the same `set` and `expire` events raised as through the journal.
-/// No module string is made per call: the value and the time go to
-/// `RedisModule_Replicate` as bytes ("b": Redis makes one small object of
-/// each, where "l" makes two and a module string costs a module call and a
-/// free more), `PXAT` is a word made once.
-pub fn set_counter(
+/// `SET name value PXAT at` of an integer through the open handle `k`: the
+/// value is written in place (`StringTruncate` + DMA, a new string only when
+/// the key is absent), the expiry set only when `current_expiry` is not
+/// already `at`, then the same `SET ... PXAT` is replicated and the `set`
+/// and `expire` events raised. No module string is made per call: the value
+/// and the time go to `RedisModule_Replicate` as bytes ("b": Redis makes one
+/// small object of each, where "l" makes two and a module string costs a
+/// module call and a free more), `PXAT` is a word made once.
+fn set_int(
     ctx: &Context,
     name: &RedisString,
     k: &Key,
@@ -575,15 +560,15 @@ pub fn set_counter(
     notify(ctx, NotifyEvent::GENERIC, c"expire", name);
 }
 
-/// What the journal's `HSET key window_start s current c previous p` then
-/// `PEXPIREAT key at` do to a sliding window, done at once through the open
-/// handle `k`: the three field names are words made once (`sliding_names`),
-/// the three values module strings made here (`HashSet` takes no bytes),
-/// shared by the write and the replicated `HSET`; the expiry is set only
-/// when it is not already `at`, but `PEXPIREAT` is replicated and `expire`
-/// raised as before. False, having done nothing, when the names cannot be
-/// made: the caller then goes through the journal.
-pub fn set_sliding(ctx: &Context, name: &RedisString, k: &Key, values: [i64; 3], at: i64) -> bool {
+/// `HSET key window_start s current c previous p` then `PEXPIREAT key at`
+/// through the open handle `k`: the three field names are words made once
+/// (`sliding_names`), the three values module strings made here (`HashSet`
+/// takes no bytes), shared by the write and the replicated `HSET`; the
+/// expiry is set only when it is not already `at`, but `PEXPIREAT` is
+/// replicated and `expire` raised all the same. False, having done nothing,
+/// when the names cannot be made: the caller then writes the fields from
+/// strings of its own.
+fn set_sliding(ctx: &Context, name: &RedisString, k: &Key, values: [i64; 3], at: i64) -> bool {
     let Some([n1, n2, n3]) = sliding_names() else {
         return false;
     };
@@ -804,15 +789,11 @@ fn notify(ctx: &Context, kind: NotifyEvent, event: &CStr, key: &RedisString) {
     }
 }
 
-/// Writes `value` over a string key in place (keeping the key, its dict entry
-/// and its expiry), as INCR does; false when the key does not hold a string.
-fn overwrite_string(k: &Key, value: &[u8]) -> bool {
-    k.kind() == KeyKind::String && write_string(k, value)
-}
-
-/// `overwrite_string`, or on an absent key a new string of `value` made by
-/// `StringTruncate` (a plain string Redis allocates, no module string); false
-/// when the key holds another type or the value is empty.
+/// Writes `value` over a string key in place (keeping the key, its dict
+/// entry and its expiry), as INCR does, or on an absent key makes a new
+/// string of it with `StringTruncate` (a plain string Redis allocates, no
+/// module string); false when the key holds another type or the value is
+/// empty.
 fn write_string(k: &Key, value: &[u8]) -> bool {
     if k.raw().is_null()
         || !matches!(k.kind(), KeyKind::String | KeyKind::Missing)

@@ -27,7 +27,7 @@ pub fn limits() -> Option<ListpackLimits> {
 }
 
 /// Reads both settings with `CONFIG GET`; on any failure the one-piece write
-/// turns off (records are then written field by field, as before).
+/// turns off (every record is then written field by field).
 pub fn refresh(ctx: &Context) {
     let read = |name: &str| -> Option<u64> {
         match ctx.call("CONFIG", &["GET", name][..]) {

@@ -234,9 +234,9 @@ impl Drop for Key {
 }
 
 /// The scan cursor every hash read uses, made on first use and kept for the
-/// module's life (a cursor per read was an allocation per command). Commands
-/// run on the main thread one at a time and a read scans to the end before
-/// returning, so one cursor is never used by two reads at once.
+/// module's life, so reading a hash allocates no cursor. Commands run on the
+/// main thread one at a time and a read scans to the end before returning,
+/// so one cursor is never used by two reads at once.
 static CURSOR: AtomicPtr<raw::RedisModuleScanCursor> = AtomicPtr::new(ptr::null_mut());
 
 fn scan_cursor() -> *mut raw::RedisModuleScanCursor {

@@ -17,7 +17,7 @@ use crate::core::record::{
 };
 use crate::core::validate::{check_record_size, parse_fields, parse_ttl, Fields, Limits};
 use crate::core::{OAuthError, OResult};
-use crate::effects::{self, Effects};
+use crate::effects::Effects;
 use crate::info::{self, Counter};
 use crate::keys::{load_record, require_absent, Key, KeyKind};
 use crate::reply::{RecordMap, Reply};
@@ -207,6 +207,13 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         )?;
         fields
     };
+    let mut consumed = [0u8; 20];
+    let tombstone = record::tombstone_pairs(
+        &rec,
+        record::decimal(now, &mut consumed),
+        issue.map(|(k, _)| k.as_slice()),
+        grant.map(RedisString::as_slice),
+    );
     let mut fx = Effects::new();
     for (k, _, _) in &created {
         let key = Key::open(ctx, k, true);
@@ -214,21 +221,10 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         fx.adopt(k, key);
     }
 
-    // Every check has passed: from here on everything is written. The
-    // tombstone goes first, written now from these borrowed fields.
-    let mut consumed = [0u8; 20];
+    // Every check has passed: from here on everything is written, the
+    // tombstone first, from its borrowed fields.
     drop(code);
-    effects::replace_tombstone_at_once(
-        ctx,
-        code_key,
-        &record::tombstone_pairs(
-            &rec,
-            record::decimal(now, &mut consumed),
-            issue.map(|(k, _)| k.as_slice()),
-            grant.map(RedisString::as_slice),
-        ),
-        tombstone_at,
-    );
+    fx.replace_tombstone(code_key, &tombstone, tombstone_at);
     let mut latest = tombstone_at;
     for (k, at, kind) in &created {
         // new_record(kind, now, token_fields) and _grant, without copying them first.
@@ -251,6 +247,7 @@ pub fn exchange(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
         super::grant::register(ctx, &mut fx, g, members, latest);
     }
     fx.commit(ctx);
+    drop(tombstone); // it borrows `rec`, which the reply takes
     info::bump(Counter::CodesExchanged);
     Ok(Reply::Record(RecordMap {
         head: Vec::new(),

@@ -51,9 +51,10 @@ pub const STACK_ARGS: usize = 32;
 
 /// The command's arguments as `RedisString`s that borrow Redis's argument
 /// vector instead of taking a reference each (`decode_args` retains every
-/// argument and frees it again on every call, and allocates the vector). `ManuallyDrop` keeps them from being
-/// freed: Redis owns them and they outlive the handler. A handler that keeps
-/// one beyond its call takes its own reference with `keys::share`.
+/// argument and frees it again on every call, and allocates the vector).
+/// `ManuallyDrop` keeps them from being freed: Redis owns them and they
+/// outlive the handler. A handler that keeps one beyond its call takes its
+/// own reference with `keys::share`.
 struct BorrowedArgs {
     /// The arguments of a command of up to `STACK_ARGS` of them.
     stack: [ManuallyDrop<RedisString>; STACK_ARGS],

@@ -29,7 +29,7 @@ pub fn check(ctx: &Context, grant: &RedisString) -> OResult<()> {
 /// index expiry to at least that.
 pub fn register(
     ctx: &Context,
-    fx: &mut Effects,
+    fx: &mut Effects<'_>,
     grant: &RedisString,
     members: Vec<Vec<u8>>,
     latest_at_ms: i64,
@@ -41,7 +41,7 @@ pub fn register(
 
 /// Queues the deletion of every live member and of the index; answers how
 /// many members existed.
-pub fn revoke_all(ctx: &Context, fx: &mut Effects, grant: &RedisString) -> OResult<i64> {
+pub fn revoke_all(ctx: &Context, fx: &mut Effects<'_>, grant: &RedisString) -> OResult<i64> {
     let mut removed = 0;
     match Key::open(ctx, grant, true).kind() {
         KeyKind::Missing => return Ok(0),
@@ -92,7 +92,7 @@ fn belongs_to(key: &Key, grant: &RedisString, tokens_only: bool) -> bool {
 /// keys the caller already removes.
 pub fn revoke_access_tokens_except(
     ctx: &Context,
-    fx: &mut Effects,
+    fx: &mut Effects<'_>,
     grant: &RedisString,
     except: &HashSet<&[u8]>,
 ) -> i64 {

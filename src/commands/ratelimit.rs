@@ -21,7 +21,7 @@ use crate::core::sliding::{
 };
 use crate::core::validate::{is_keyword, parse_i64};
 use crate::core::{OAuthError, OResult};
-use crate::effects::{self, Effects};
+use crate::effects::{self, Write};
 use crate::info::{self, Counter};
 use crate::keys::{wrong_redis_type, Key, KeyKind};
 use crate::reply::{self, Reply};
@@ -157,62 +157,25 @@ fn evaluate(
     Ok((reply, pending, k, expiry))
 }
 
-/// Writes one limit's pending change through its open key: a counted fixed
-/// window at once (`effects::set_counter`, no journal, nothing allocated),
-/// anything else through a journal of its own. Either way applied,
+/// Writes one limit's pending change through its open key: applied,
 /// replicated and notified before the next limit's.
 fn write(ctx: &Context, key: &RedisString, k: Key, pending: Pending, expiry: Option<i64>) {
-    match pending {
+    let w = match pending {
         Pending::Fixed(CounterWrite::Set {
             count,
             expire_at_ms,
-        }) => effects::set_counter(ctx, key, &k, count, expire_at_ms, expiry),
-        Pending::Sliding(w)
-            if effects::set_sliding(
-                ctx,
-                key,
-                &k,
-                [w.state.window_start_ms, w.state.current, w.state.previous],
-                w.expire_at_ms,
-            ) => {}
-        p => {
-            let mut fx = Effects::new();
-            fx.adopt(key, k);
-            apply(&mut fx, key, p);
-            fx.commit(ctx);
-        }
-    }
-}
-
-fn apply(fx: &mut Effects, key: &RedisString, pending: Pending) {
-    match pending {
-        Pending::Fixed(CounterWrite::Set {
-            count,
-            expire_at_ms,
-        }) => {
-            fx.set_pxat(key, count.to_string().into_bytes(), expire_at_ms);
-        }
-        Pending::Fixed(CounterWrite::Expire { expire_at_ms }) => {
-            fx.pexpireat(key, expire_at_ms);
-        }
-        Pending::Sliding(w) => {
-            fx.hset(
-                key,
-                vec![
-                    (
-                        F_START.to_vec(),
-                        w.state.window_start_ms.to_string().into_bytes(),
-                    ),
-                    (F_CURRENT.to_vec(), w.state.current.to_string().into_bytes()),
-                    (
-                        F_PREVIOUS.to_vec(),
-                        w.state.previous.to_string().into_bytes(),
-                    ),
-                ],
-            )
-            .pexpireat(key, w.expire_at_ms);
-        }
-    }
+        }) => Write::SetInt {
+            value: count,
+            at: expire_at_ms,
+            expiry,
+        },
+        Pending::Fixed(CounterWrite::Expire { expire_at_ms }) => Write::PExpireAt(expire_at_ms),
+        Pending::Sliding(w) => Write::Sliding {
+            values: [w.state.window_start_ms, w.state.current, w.state.previous],
+            at: w.expire_at_ms,
+        },
+    };
+    effects::apply(ctx, key, k, w);
 }
 
 fn count(reply: &RateReply) {
@@ -225,8 +188,8 @@ fn count(reply: &RateReply) {
 
 /// `OAUTH.RATELIMIT key limit window [COST n] [SLIDING]`
 pub fn ratelimit(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
-    // The arguments one by one: the 32-slot list of `bytes` costs more
-    // than the rest of the parsing of a four-argument call.
+    // The arguments one by one, without the 32-slot list of `bytes`, which
+    // a call of four arguments does not need.
     let key = args
         .get(1)
         .ok_or_else(|| OAuthError::invalid_request("key is required"))?;

@@ -8,17 +8,17 @@ use super::args::expiry_at;
 use crate::core::record::{self, Kind};
 use crate::core::validate::Pair;
 use crate::core::OResult;
-use crate::effects::{self, Effects};
+use crate::effects::{self, Write};
 use crate::keys::{new_string, require_absent, share, Key};
-use crate::reply::Reply;
+use crate::reply::{Forward, Reply};
 
 /// Writes a new record on `key`, which must be absent (`EXISTS` otherwise):
 /// the header of `kind`, then the caller's `fields`, which `parse_fields`
 /// found to be the last `2 * fields.len()` arguments, expiring `ttl_s`
-/// seconds from `now_ms`. At once as one `RESTORE` when the record is a
-/// listpack under the server's settings; otherwise through the journal,
-/// field by field. The reply is `+OK` (`RESTORE`'s own, passed on, when
-/// that wrote the record).
+/// seconds from `now_ms`. The record holds nothing the command's arguments
+/// did not show, so it is a public record (`effects::Write::public_record`).
+/// The reply is `+OK` (`RESTORE`'s own, passed on, when that wrote the
+/// record).
 pub fn create_record(
     ctx: &Context,
     args: &[RedisString],
@@ -35,15 +35,11 @@ pub fn create_record(
     let mut pairs: SmallVec<[Pair<'_>; 18]> = SmallVec::with_capacity(2 + fields.len());
     pairs.extend(record::header_pairs(kind, created.as_deref()));
     pairs.extend_from_slice(fields);
-    match effects::create_at_once(ctx, key, k, &pairs, at) {
-        Some(reply) => Ok(reply.into_reply()),
-        None => {
-            let mut fx = Effects::new();
-            fx.create_hash_strings(key, record_strings(kind, now_ms, args, fields.len()), at);
-            fx.commit(ctx);
-            Ok(Reply::Ok)
-        }
-    }
+    let held = args
+        .get(args.len().saturating_sub(2 * fields.len())..)
+        .unwrap_or_default();
+    let restored = effects::apply(ctx, key, k, Write::public_record(&pairs, held, at));
+    Ok(restored.map_or(Reply::Ok, Forward::into_reply))
 }
 
 /// A new record as module strings, names and values alternating: the header,

@@ -8,6 +8,7 @@
 //! grace window, where it answers the same successor a bounded number of times.
 
 use redis_module::{Context, RedisString};
+use smallvec::SmallVec;
 
 use super::{arg, bytes, expiry_at};
 use crate::clock::now_ms;
@@ -18,7 +19,7 @@ use crate::core::token::{
     F_GRACE_LEFT, F_PREVIOUS,
 };
 use crate::core::validate::{
-    check_record_size, parse_bounded, parse_fields, parse_ttl, Fields, Limits,
+    check_record_size, parse_bounded, parse_fields, parse_ttl, Fields, Limits, Pair,
 };
 use crate::core::{ErrorCode, OAuthError, OResult};
 use crate::effects::Effects;
@@ -205,7 +206,6 @@ pub fn rotate(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
                 }
                 f
             };
-            let mut fx = Effects::new();
             // The old token becomes a tombstone: bookkeeping and the rotation marks.
             let mut stone: Vec<(Vec<u8>, Vec<u8>)> =
                 vec![(F_KIND.to_vec(), Kind::Refresh.as_bytes().to_vec())];
@@ -224,7 +224,12 @@ pub fn rotate(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
                 Some(at) => at,
                 None => expiry_at(now, limits.refresh_max_ttl)?,
             };
-            fx.replace_tombstone(old_key, stone, stone_at);
+            let stone_pairs: SmallVec<[Pair<'_>; 8]> = stone
+                .iter()
+                .map(|(f, v)| (f.as_slice(), v.as_slice()))
+                .collect();
+            let mut fx = Effects::new();
+            fx.replace_tombstone(old_key, &stone_pairs, stone_at);
             let new_at = expiry_at(now, ttl)?;
             let mut successor = with_grant(record::new_record(Kind::Refresh, now, &fields));
             successor.push((F_PREVIOUS.to_vec(), old_key.as_slice().to_vec()));
@@ -274,12 +279,10 @@ pub fn revokebefore(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     let now = now_ms();
     let cutoff = existing.iter().copied().fold(now, i64::max);
     let horizon = expiry_at(now, limits.token_max_ttl.max(limits.refresh_max_ttl))?;
-    let at = Key::open(ctx, key, false)
-        .abs_expire()
-        .unwrap_or(0)
-        .max(horizon);
+    let expiry = Key::open(ctx, key, false).abs_expire();
+    let at = expiry.unwrap_or(0).max(horizon);
     let mut fx = Effects::new();
-    fx.set_pxat(key, cutoff.to_string().into_bytes(), at);
+    fx.set_int(key, cutoff, at, expiry);
     fx.commit(ctx);
     info::bump(Counter::CutoffsSet);
     Ok(Reply::Integer(cutoff))

@@ -14,7 +14,7 @@ use crate::clock::now_ns;
 use crate::core::gcra::{gcra, Gcra};
 use crate::core::validate::{is_keyword, parse_i64};
 use crate::core::{OAuthError, OResult};
-use crate::effects;
+use crate::effects::{self, Write};
 use crate::info::{self, Counter};
 use crate::keys::{wrong_redis_type, Key, KeyKind};
 use crate::reply::{self, Reply};
@@ -56,11 +56,17 @@ pub fn throttle(ctx: &Context, args: &[RedisString]) -> OResult<Reply> {
     let tat = load_tat(&k)?;
     let d = gcra(params, tat, now_ns());
     if let Some(w) = d.write {
-        // The expiry moves with the TAT on nearly every write: set it
-        // without reading it first.
-        effects::set_counter(ctx, key, &k, w.tat_ns, w.expire_at_ms, None);
+        // The expiry moves with the TAT on nearly every write: it is set
+        // without being read first.
+        let write = Write::SetInt {
+            value: w.tat_ns,
+            at: w.expire_at_ms,
+            expiry: None,
+        };
+        effects::apply(ctx, key, k, write);
+    } else {
+        drop(k);
     }
-    drop(k);
     info::bump(if d.reply.limited {
         Counter::RateLimitLimited
     } else {

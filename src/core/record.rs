@@ -174,9 +174,10 @@ impl<F: AsRef<[u8]>, V: AsRef<[u8]>> Extend<(F, V)> for Record {
 
 /// The bookkeeping fields a new record starts with: `_kind`, and `_created`
 /// where it is read: token and refresh cutoffs and `iat`, and a client's
-/// registration time (a long-lived record; RFC 7591 `client_id_issued_at`). Codes and state are one-shot records that live
-/// minutes and nothing judges by age, so they carry `_kind` only: an 8-field
-/// code then stays in the same allocation size class as the plain hash.
+/// registration time (a long-lived record; RFC 7591 `client_id_issued_at`).
+/// Codes and state are one-shot records that live minutes and nothing judges
+/// by age, so they carry `_kind` only: an 8-field code then stays in the same
+/// allocation size class as the plain hash.
 pub fn header(kind: Kind, now_ms: i64) -> Vec<(Vec<u8>, Vec<u8>)> {
     let created = created_value(kind, now_ms);
     header_pairs(kind, created.as_deref())
@@ -421,8 +422,8 @@ pub fn tombstone(rec: &Record, now_ms: i64, token_key: Option<&[u8]>) -> Record 
         .collect()
 }
 
-/// `tombstone` as borrowed pairs (no allocation: exchange writes them
-/// straight into the tombstone's payload): `_kind`, the code's `_created` if
+/// `tombstone` as borrowed pairs (no allocation: exchange journals them as
+/// they are, and the tombstone's payload is built from them): `_kind`, the code's `_created` if
 /// it has one, `_consumed` (`consumed`, the decimal time), the issued token,
 /// the code's `_grant` if it has one, and `grant`.
 pub fn tombstone_pairs<'a>(
