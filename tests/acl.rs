@@ -177,11 +177,12 @@ fn denied_command(admin: &mut Connection, c: &mut Connection, args: &[String]) {
 // The rules of docs/acl.md
 // ---------------------------------------------------------------------------
 
-const DOC_USERS: [&str; 4] = [
+const DOC_USERS: [&str; 5] = [
     "oauth-gateway",
     "oauth-gateway-acme",
     "oauth-support",
     "oauth-ratelimit",
+    "oauth-admin",
 ];
 
 /// Lines inside the page's fenced code blocks.
@@ -740,6 +741,9 @@ fn doc_users_run_nothing_dangerous_and_no_plain_write() {
                 if user == "oauth-support" && support_reads.contains(&name.as_str()) {
                     continue;
                 }
+                if user == "oauth-admin" && name == "info" {
+                    continue; // INFO oauth_census, the operators' counts
+                }
                 let answer = dryrun(&mut admin, user, &name);
                 assert!(
                     answer.contains("no permissions to run"),
@@ -792,7 +796,7 @@ fn users_acl_file_form_loads_the_same_users() {
         v
     };
     assert_eq!(list(&mut a1), list(&mut a2));
-    assert_eq!(strings(&go(&mut a1, "ACL USERS")).len(), 5);
+    assert_eq!(strings(&go(&mut a1, "ACL USERS")).len(), 6);
 
     // And the loaded users behave.
     let mut gw = login(&from_file, "oauth-gateway", "CHANGE-ME-gateway");
@@ -1457,4 +1461,65 @@ fn records_cannot_lead_the_module_outside_the_users_patterns() {
         2,
         "only the revoked refresh token left the index"
     );
+}
+
+#[test]
+fn admin_user_runs_the_operators_tasks_on_its_keys_only() {
+    let s = Server::start();
+    let mut admin = s.conn();
+    for (key, client) in [("oauth:client:app1", "app1"), ("other:client:app1", "app1")] {
+        succeeds(
+            &mut admin,
+            &w(&format!(
+                "OAUTH.SAVECLIENT {key} FIELDS 2 client_id {client} client_secret a-long-enough-client-secret-value"
+            )),
+        );
+    }
+    for key in ["oauth:{g1}:t", "other:{g1}:t"] {
+        succeeds(
+            &mut admin,
+            &w(&format!(
+                "OAUTH.SAVETOKEN {key} 600 FIELDS 2 client_id app1 sub u1"
+            )),
+        );
+    }
+    let mut ops = doc_user(&s, &mut admin, "oauth-admin");
+    // Lists only its keys.
+    let listed = go(&mut ops, "OAUTH.SCAN 0 COUNT 1000");
+    let keys: BTreeSet<String> = items(&items(&listed)[1])
+        .iter()
+        .map(|item| text(&items(item)[1]))
+        .collect();
+    let expected: BTreeSet<String> = ["oauth:client:app1", "oauth:{g1}:t"]
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    assert_eq!(keys, expected);
+    // Reads the census.
+    let info = text(&go(&mut ops, "INFO oauth_census"));
+    assert!(info.contains("oauth_records_client:"), "{info}");
+    // Purges only its keys.
+    let purged = go(&mut ops, "OAUTH.PURGECLIENT app1 0 COUNT 1000");
+    let counts = strings(&items(&purged)[1]);
+    assert_eq!(
+        counts,
+        w("code 0 redeemed_code 0 token 1 refresh 0 rotated_refresh 0 client 1 state 0 grant 0")
+    );
+    for key in ["other:client:app1", "other:{g1}:t"] {
+        assert_eq!(
+            text(&go(&mut admin, &format!("EXISTS {key}"))),
+            "1",
+            "{key}"
+        );
+    }
+    // Nothing else.
+    for cmd in [
+        "OAUTH.SAVETOKEN oauth:{g2}:t 600 FIELDS 1 sub u",
+        "HSET oauth:x f v",
+        "DEL oauth:client:app1",
+        "CONFIG GET oauth.*",
+    ] {
+        let e = err(&mut ops, &refs(&w(cmd)));
+        assert!(e.starts_with("NOPERM"), "{cmd}: {e}");
+    }
 }
