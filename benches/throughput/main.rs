@@ -26,14 +26,18 @@
 //! shows the median rate. The CPU of every other process on the machine during
 //! the row is shown too, so a disturbed row can be seen as such.
 //!
-//! `BENCH_ONLY=store,redeem,flow,rate,memory,scale,wide,cross,limits` runs a subset.
+//! `BENCH_ONLY=store,redeem,flow,rate,memory,scale,wide,census,cross,limits` runs a subset.
+//!
+//! Every server runs with the census off (`census-batch 0`): its cost is a fixed
+//! amount per second, measured on its own by the `census` section.
 //!
 //! Layout: one module per section (`store`, `redeem`, `flow`, `rate`, `memory`,
-//! `scale`, `wide`, `cross`, `limits`, `instructions`) on a shared harness:
+//! `scale`, `wide`, `census`, `cross`, `limits`, `instructions`) on a shared harness:
 //! `harness` (settings, the server, CPU accounting, measurement), `wire` (the
 //! client), `templates` (the data and command templates) and `report` (the
 //! Markdown output and the targets).
 
+mod census;
 mod cross;
 mod flow;
 mod harness;
@@ -53,6 +57,7 @@ mod wire;
 
 use std::time::Instant;
 
+use census::*;
 use cross::*;
 use flow::*;
 use harness::*;
@@ -126,6 +131,7 @@ fn main() {
     let mem = section("memory", "memory").then(|| memory(&env, &t));
     let sc = section("scale", "scale").then(|| scale(&env, &t));
     let wide_rows = section("wide", "wide calls").then(|| wide(&env));
+    let census_cost = section("census", "the census's cost").then(|| census(&env));
     let lim = section("limits", "rate limiters at the floor (issue 17)").then(|| limits(&env, &t));
     let instr = section("instructions", "instructions per operation (callgrind)")
         .then(|| instructions(&env, &t, cfg.instr_ops));
@@ -167,6 +173,9 @@ fn main() {
     }
     if let Some(w) = &wide_rows {
         print_wide(w);
+    }
+    if let Some(c) = &census_cost {
+        print_census(c);
     }
     if let (false, Some(rate)) = (cross.is_empty(), &rate) {
         print_cross(&cross, rate);
