@@ -14,7 +14,11 @@
 //! - failover: a coordinated `CLUSTER FAILOVER`, then `kill -9` of another master
 //!   until its replica is promoted. After each, no consumed code can be exchanged
 //!   again, no revoked token introspects active, consumed states stay consumed,
-//!   rate limits keep their counts, live data survives, and fresh writes work.
+//!   rate limits keep their counts, live data survives, and fresh writes work;
+//! - the operators' commands on the promoted masters: OAUTH.SCAN lists each
+//!   node's own records once, each node's census (and its replica's) equals a
+//!   walk of its keys, and OAUTH.PURGECLIENT run on every master removes one
+//!   client's grants everywhere, with exact counts, replicated.
 //!
 //! `cluster_refuses_cross_slot_and_accepts_hash_tags` checks the slot rules on
 //! a single node in cluster mode holding every slot.
@@ -681,6 +685,220 @@ fn cat(i: usize) -> Cat {
 /// Grants with phase 0 are checked after the first failover, phase 1 after the second.
 fn phase(i: usize) -> usize {
     (i / 10) % 2
+}
+
+// ---------------------------------------------------------------------------
+// Operators' commands, on every master
+// ---------------------------------------------------------------------------
+
+fn flat_pairs(v: &Value) -> Vec<(String, &Value)> {
+    match v {
+        Value::Array(a) => a.chunks(2).map(|c| (text_of(&c[0]), &c[1])).collect(),
+        other => panic!("not a flat map: {other:?}"),
+    }
+}
+
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::SimpleString(s) => s.clone(),
+        Value::Int(i) => i.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn parts(v: &Value) -> (String, &Value) {
+    match v {
+        Value::Array(a) if a.len() == 2 => (text_of(&a[0]), &a[1]),
+        other => panic!("not [cursor, items]: {other:?}"),
+    }
+}
+
+/// (key, kind) of every record `OAUTH.SCAN` lists on one node, cursor to 0.
+fn scan_node(c: &mut Connection, filters: &[&str]) -> Vec<(String, String)> {
+    let mut cursor = "0".to_string();
+    let mut out = Vec::new();
+    loop {
+        let mut args = vec!["OAUTH.SCAN", cursor.as_str(), "COUNT", "500"];
+        args.extend_from_slice(filters);
+        let r = run(c, &args).unwrap_or_else(|e| panic!("{args:?}: {}", error_text(&e)));
+        let (next, items) = parts(&r);
+        let Value::Array(items) = items else {
+            panic!("items: {items:?}")
+        };
+        for item in items {
+            let f = flat_pairs(item);
+            let get = |n: &str| text_of(f.iter().find(|(k, _)| k == n).expect(n).1);
+            out.push((get("key"), get("kind")));
+        }
+        cursor = next;
+        if cursor == "0" {
+            break;
+        }
+    }
+    out
+}
+
+/// The `records_<kind>` fields of a node's census, once it has finished two
+/// passes after this call.
+fn fresh_node_census(c: &mut Connection) -> BTreeMap<String, i64> {
+    let read = |c: &mut Connection| -> BTreeMap<String, i64> {
+        let info: String = redis::cmd("INFO")
+            .arg("oauth_census")
+            .query(c)
+            .expect("INFO oauth_census");
+        info.lines()
+            .filter_map(|l| l.strip_prefix("oauth_"))
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_string(), v.trim().parse().expect("integer")))
+            .collect()
+    };
+    let start = read(c)["census_passes"];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = read(c);
+        if now["census_passes"] >= start + 2 {
+            return now
+                .into_iter()
+                .filter(|(k, _)| k.starts_with("records_"))
+                .collect();
+        }
+        assert!(Instant::now() < deadline, "no census pass: {now:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn check_admin(cluster: &Cluster, topo: &Topology, cc: &mut Cc) {
+    // One client's grants, spread over every master by their hash tags.
+    const N: usize = 90;
+    let grants: Vec<G> = (0..N).map(|i| g(&format!("purge{i}"))).collect();
+    for k in &grants {
+        cc.ok(&[
+            "OAUTH.SAVECODE",
+            &k.code,
+            "600",
+            "FIELDS",
+            "5",
+            "client_id",
+            "appP",
+            "redirect_uri",
+            CB,
+            "code_challenge",
+            CHALLENGE,
+            "code_challenge_method",
+            "S256",
+            "sub",
+            "uP",
+        ]);
+        cc.v(&[
+            "OAUTH.EXCHANGE",
+            &k.code,
+            "appP",
+            CB,
+            VERIFIER,
+            "ISSUE",
+            &k.at,
+            "600",
+            "REFRESH",
+            &k.rt,
+            "3600",
+            "GRANT",
+            &k.grant,
+        ]);
+    }
+    let masters: Vec<u16> = topo.masters.keys().copied().collect();
+    for m in &masters {
+        assert!(
+            grants.iter().any(|k| topo.owner_of(&k.at) == *m),
+            "master {m} holds some of the client's grants"
+        );
+    }
+
+    // Each master lists its own tokens of the client, and only those.
+    let mut listed = Vec::new();
+    for m in &masters {
+        let own = scan_node(&mut cluster.conn(*m), &["KIND", "token", "CLIENT", "appP"]);
+        for (key, _) in &own {
+            assert_eq!(topo.owner_of(key), *m, "{key} listed by {m}");
+        }
+        listed.extend(own.into_iter().map(|(k, _)| k));
+    }
+    listed.sort();
+    let mut expected: Vec<String> = grants.iter().map(|k| k.at.clone()).collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+
+    // Each node's census equals a walk of its records; a replica's equals its master's.
+    wait_replicas(cluster, topo);
+    for m in &masters {
+        let mut agreed = false;
+        for _ in 0..5 {
+            let mut c = cluster.conn(*m);
+            let census = fresh_node_census(&mut c);
+            let mut walked: BTreeMap<String, i64> = census.keys().map(|k| (k.clone(), 0)).collect();
+            for (_, kind) in scan_node(&mut c, &[]) {
+                *walked.entry(format!("records_{kind}")).or_insert(0) += 1;
+            }
+            let replica = topo
+                .replica_of(*m)
+                .map(|r| fresh_node_census(&mut cluster.conn(r)));
+            // A key may expire between the census and the walk: try again.
+            if census == walked && replica.as_ref().is_none_or(|r| *r == census) {
+                agreed = true;
+                break;
+            }
+            eprintln!("census of {m} {census:?} vs walk {walked:?} vs replica {replica:?}");
+        }
+        assert!(agreed, "the census of {m} matches a walk of its keys");
+    }
+
+    // Purge the client on every master, to cursor 0, in small steps.
+    let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+    for m in &masters {
+        let mut c = cluster.conn(*m);
+        let mut cursor = "0".to_string();
+        loop {
+            let r = run(
+                &mut c,
+                &["OAUTH.PURGECLIENT", "appP", &cursor, "COUNT", "200"],
+            )
+            .unwrap_or_else(|e| panic!("PURGECLIENT on {m}: {}", error_text(&e)));
+            let (next, counts) = parts(&r);
+            for (kind, n) in flat_pairs(counts) {
+                let Value::Int(n) = n else {
+                    panic!("{kind}: {n:?}")
+                };
+                *totals.entry(kind).or_insert(0) += n;
+            }
+            cursor = next;
+            if cursor == "0" {
+                break;
+            }
+        }
+    }
+    let n = N as i64;
+    let want: BTreeMap<String, i64> = [
+        ("code", 0),
+        ("redeemed_code", n),
+        ("token", n),
+        ("refresh", n),
+        ("rotated_refresh", 0),
+        ("client", 0),
+        ("state", 0),
+        ("grant", n),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), *v))
+    .collect();
+    assert_eq!(totals, want);
+    for k in &grants {
+        for key in [&k.code, &k.at, &k.rt, &k.grant] {
+            assert_eq!(cc.v(&["EXISTS", key]), Value::Int(0), "{key}");
+        }
+    }
+    for m in &masters {
+        assert!(scan_node(&mut cluster.conn(*m), &["CLIENT", "appP"]).is_empty());
+    }
 }
 
 struct G {
@@ -1568,6 +1786,10 @@ fn cluster_flows_keys_and_failover() {
     }
     fresh_writes(&mut cc, "b");
     eprintln!("checks after failover (b) in {:?}", t.elapsed());
+
+    let t = Instant::now();
+    check_admin(&cluster, &topo, &mut cc);
+    eprintln!("operators' commands on every master in {:?}", t.elapsed());
 
     // The new masters: every key expires, replicas are copies, nothing panicked.
     let sizes = check_shards(&cluster, &topo, "after both failovers");
