@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use redis::{Connection, Value};
@@ -640,32 +640,6 @@ fn admin_commands_check_each_key_against_the_callers_acl() {
 // ---------------------------------------------------------------------------
 // The census (INFO oauth_census)
 // ---------------------------------------------------------------------------
-
-fn census(c: &mut Connection) -> BTreeMap<String, i64> {
-    let info: String = redis::cmd("INFO")
-        .arg("oauth_census")
-        .query(c)
-        .expect("INFO oauth_census");
-    info.lines()
-        .filter_map(|l| l.strip_prefix("oauth_"))
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_string(), v.trim().parse().expect("integer")))
-        .collect()
-}
-
-/// Waits for a census pass that began after this call, and returns it.
-fn fresh_census(c: &mut Connection) -> BTreeMap<String, i64> {
-    let start = census(c)["census_passes"];
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let now = census(c);
-        if now["census_passes"] >= start + 2 {
-            return now;
-        }
-        assert!(Instant::now() < deadline, "no census pass in 20 s: {now:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 fn records_only(m: &BTreeMap<String, i64>) -> BTreeMap<String, i64> {
     m.iter()

@@ -616,3 +616,31 @@ pub fn pttl(c: &mut Connection, k: &str) -> i64 {
 pub fn refs(a: &[String]) -> Vec<&str> {
     a.iter().map(String::as_str).collect()
 }
+
+/// The `oauth_census` INFO section, without the `oauth_` prefix.
+pub fn census(c: &mut Connection) -> std::collections::BTreeMap<String, i64> {
+    let info: String = redis::cmd("INFO")
+        .arg("oauth_census")
+        .query(c)
+        .expect("INFO oauth_census");
+    info.lines()
+        .filter_map(|l| l.strip_prefix("oauth_"))
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().parse().expect("integer")))
+        .collect()
+}
+
+/// The census once a pass that began after this call has finished (two
+/// more passes than now).
+pub fn fresh_census(c: &mut Connection) -> std::collections::BTreeMap<String, i64> {
+    let start = census(c)["census_passes"];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = census(c);
+        if now["census_passes"] >= start + 2 {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "no census pass in 30 s: {now:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
