@@ -753,38 +753,8 @@ fn check_admin(cluster: &Cluster, topo: &Topology, cc: &mut Cc) {
     const N: usize = 90;
     let grants: Vec<G> = (0..N).map(|i| g(&format!("purge{i}"))).collect();
     for k in &grants {
-        cc.ok(&[
-            "OAUTH.SAVECODE",
-            &k.code,
-            "600",
-            "FIELDS",
-            "5",
-            "client_id",
-            "appP",
-            "redirect_uri",
-            CB,
-            "code_challenge",
-            CHALLENGE,
-            "code_challenge_method",
-            "S256",
-            "sub",
-            "uP",
-        ]);
-        cc.v(&[
-            "OAUTH.EXCHANGE",
-            &k.code,
-            "appP",
-            CB,
-            VERIFIER,
-            "ISSUE",
-            &k.at,
-            "600",
-            "REFRESH",
-            &k.rt,
-            "3600",
-            "GRANT",
-            &k.grant,
-        ]);
+        save_code_of(cc, "appP", &k.code, "uP");
+        exchange_full_of(cc, "appP", k, "uP");
     }
     let masters: Vec<u16> = topo.masters.keys().copied().collect();
     for m in &masters {
@@ -903,6 +873,10 @@ fn g(tag: &str) -> G {
 }
 
 fn save_code_for(cc: &mut Cc, code: &str, user: &str) {
+    save_code_of(cc, "app1", code, user);
+}
+
+fn save_code_of(cc: &mut Cc, client: &str, code: &str, user: &str) {
     cc.ok(&[
         "OAUTH.SAVECODE",
         code,
@@ -910,7 +884,7 @@ fn save_code_for(cc: &mut Cc, code: &str, user: &str) {
         "FIELDS",
         "6",
         "client_id",
-        "app1",
+        client,
         "redirect_uri",
         CB,
         "code_challenge",
@@ -926,10 +900,14 @@ fn save_code_for(cc: &mut Cc, code: &str, user: &str) {
 
 /// Exchanges with ISSUE, REFRESH and GRANT and checks the reply.
 fn exchange_full(cc: &mut Cc, k: &G, user: &str) {
+    exchange_full_of(cc, "app1", k, user);
+}
+
+fn exchange_full_of(cc: &mut Cc, client: &str, k: &G, user: &str) {
     let v = cc.v(&[
         "OAUTH.EXCHANGE",
         &k.code,
-        "app1",
+        client,
         CB,
         VERIFIER,
         "ISSUE",
