@@ -10,6 +10,7 @@ use std::collections::HashSet;
 
 use redis_module::{Context, RedisString};
 
+use crate::core::inventory::is_grant_member;
 use crate::core::record::{Kind, Record, F_GRANT};
 use crate::core::{OAuthError, OResult};
 use crate::effects::Effects;
@@ -79,12 +80,7 @@ fn belongs_to(key: &Key, grant: &RedisString, tokens_only: bool) -> bool {
         return false;
     }
     let rec = key.read_hash();
-    let kind_ok = match rec.kind() {
-        Some(Kind::Token) => true,
-        Some(Kind::Code) | Some(Kind::Refresh) => !tokens_only,
-        _ => false,
-    };
-    kind_ok && rec.get(F_GRANT) == Some(grant.as_slice())
+    is_grant_member(grant.as_slice(), &rec) && (!tokens_only || rec.kind() == Some(Kind::Token))
 }
 
 /// Revoking a refresh token also revokes its grant's access tokens (RFC 7009
